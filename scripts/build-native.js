@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+// Builds the fabric addon with the node-gyp that npm bundles (node-gyp 13 needs Node 22).
+// The verbs provider is compiled in only when `pkg-config libibverbs` succeeds; otherwise
+// the addon has the tcp provider alone and `legoos devices` says how to get verbs.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+if (!existsSync(join(root, 'binding.gyp'))) {
+  console.error('build-native: no binding.gyp, nothing to build');
+  process.exit(0);
+}
+
+function findNodeGyp() {
+  const candidates = [];
+  if (process.env.npm_config_node_gyp) candidates.push(process.env.npm_config_node_gyp);
+  const npmExec = process.env.npm_execpath;
+  if (npmExec) candidates.push(join(dirname(npmExec), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+  candidates.push(join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+  try {
+    const require = createRequire(import.meta.url);
+    candidates.push(require.resolve('node-gyp/bin/node-gyp.js'));
+  } catch {
+    /* not installed locally */
+  }
+  return candidates.find((p) => p && existsSync(p));
+}
+
+const gyp = findNodeGyp();
+if (!gyp) {
+  console.error('build-native: cannot find node-gyp. Fix: use the npm that ships with Node 20 (it bundles node-gyp).');
+  process.exit(1);
+}
+const verbs = spawnSync('pkg-config', ['--exists', 'libibverbs']).status === 0;
+console.error(`build-native: node-gyp at ${gyp}; verbs provider ${verbs ? 'enabled (libibverbs found)' : 'disabled (no libibverbs-dev: apt-get install libibverbs-dev)'}`);
+const r = spawnSync(process.execPath, [gyp, 'rebuild', '-j', 'max'], { cwd: root, stdio: 'inherit' });
+process.exit(r.status ?? 1);
