@@ -1,0 +1,6 @@
+// The Soft-RoCE VM lab, public face.
+export { up, down, status, exec, readState, LAB_SUBNET } from './lab.js';
+export type { LabState, LabVm, UpOptions, VmStatus } from './lab.js';
+export type { ExecOptions, ExecResult } from './exec.js';
+export { buildImage, LabError, GUEST_MODULES } from './image.js';
+export type { GuestImage } from './image.js';

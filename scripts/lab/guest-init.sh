@@ -1,0 +1,95 @@
+#!/bin/busybox sh
+# /init of the legoos lab guest (busybox-static initramfs). It loads the modules listed in
+# /etc/modules.order, mounts the host root read-only (9p) under a tmpfs overlay, mounts the
+# VM's writable share at /lab, gives eth0 its address, creates rxe0, and then serves the
+# command channel: the host drops <id>.sh into /lab/cmd, the agent claims it by renaming it,
+# runs it chrooted in the overlay and writes <id>.out, <id>.err and, last, <id>.rc.
+# Parameters come from the kernel command line: legoos.name= legoos.ip= legoos.hosts=
+/bin/busybox mkdir -p /proc /sys /dev /tmp /newroot /mnt/host /mnt/rw
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+
+NAME=vm; IP=; HOSTS=
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in
+    legoos.name=*) NAME=${arg#legoos.name=} ;;
+    legoos.ip=*) IP=${arg#legoos.ip=} ;;
+    legoos.hosts=*) HOSTS=${arg#legoos.hosts=} ;;
+  esac
+done
+
+fail() {
+  echo "legoos-init: FAILED: $*" >/dev/console
+  # Tell the host why, if the share is mounted; then stop the VM (QEMU runs with -no-reboot).
+  [ -d /newroot/lab ] && echo "$*" >/newroot/lab/failed 2>/dev/null
+  sync
+  poweroff -f
+}
+
+while read -r mod; do
+  [ -n "$mod" ] || continue
+  insmod "/lib/modules/$mod" || fail "insmod $mod"
+done </etc/modules.order
+
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=loose,ro hostroot /mnt/host || fail "mount hostroot"
+mount -t tmpfs -o mode=0755 tmpfs /mnt/rw || fail "mount tmpfs"
+mkdir -p /mnt/rw/upper /mnt/rw/work
+mount -t overlay -o lowerdir=/mnt/host,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work overlay /newroot || fail "mount overlay"
+mount -t proc proc /newroot/proc
+mount -t sysfs sysfs /newroot/sys
+mount -t devtmpfs devtmpfs /newroot/dev
+mkdir -p /newroot/dev/pts /newroot/dev/shm /newroot/lab /newroot/tmp /newroot/run
+mount -t devpts devpts /newroot/dev/pts
+mount -t tmpfs tmpfs /newroot/dev/shm
+mount -t tmpfs tmpfs /newroot/tmp
+mount -t tmpfs tmpfs /newroot/run
+# The results share: cache=none so files the host drops in are seen at once.
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 labshare /newroot/lab || fail "mount labshare"
+rm -f /newroot/lab/failed
+
+hostname "$NAME"
+echo "$NAME" >/newroot/etc/hostname
+{
+  echo "127.0.0.1 localhost"
+  echo "$HOSTS" | tr ',' '\n' | while IFS='=' read -r h a; do [ -n "$h" ] && echo "$a $h"; done
+} >/newroot/etc/hosts
+
+ip link set lo up
+if [ -n "$IP" ]; then
+  ip link set eth0 up || fail "eth0 missing"
+  ip addr add "$IP" dev eth0 || fail "ip addr $IP"
+  # The address must exist before rxe0 so that GID index 1 is the IPv4-mapped RoCE v2 GID.
+  chroot /newroot rdma link add rxe0 type rxe netdev eth0 || fail "rdma link add rxe0"
+fi
+ulimit -l unlimited
+
+{
+  echo "name=$NAME"
+  echo "ip=$IP"
+  echo "kernel=$(uname -r)"
+  echo "uptime=$(cut -d' ' -f1 /proc/uptime)"
+} >/newroot/lab/ready.tmp
+mv /newroot/lab/ready.tmp /newroot/lab/ready
+echo "legoos-init: $NAME ready" >/dev/console
+
+export HOME=/root LANG=C.UTF-8 TERM=dumb
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+C=/newroot/lab/cmd
+mkdir -p "$C"
+while :; do
+  [ -e /newroot/lab/poweroff ] && { sync; poweroff -f; }
+  for f in "$C"/*.sh; do
+    [ -e "$f" ] || continue
+    id=${f%.sh}
+    mv "$f" "$id.run" 2>/dev/null || continue
+    (
+      /bin/chroot /newroot /bin/sh "/lab/cmd/${id##*/}.run" >"$id.out" 2>"$id.err" </dev/null
+      echo $? >"$id.rc.tmp"
+      mv "$id.rc.tmp" "$id.rc"
+    ) &
+  done
+  sleep 0.1
+done
