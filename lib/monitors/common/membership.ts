@@ -1,0 +1,94 @@
+// Registration with the global monitor and periodic heartbeats, shared by the memory, storage
+// and processor monitors. A failed heartbeat is retried on the next tick (reconnecting); a reply
+// saying the global monitor does not know us (it restarted) triggers a new registration.
+import type { Logger } from '../../log.js';
+import { Opcode } from '../../net/opcodes.js';
+import type { ReqIn, Res } from '../../net/messages.js';
+import { RpcClient, type Address } from '../../net/rpc.js';
+
+export type MemberRole = 'memory' | 'storage' | 'processor';
+
+const REGISTER = { memory: Opcode.M2G_REGISTER, storage: Opcode.S2G_REGISTER, processor: Opcode.P2G_REGISTER } as const;
+const HEARTBEAT = { memory: Opcode.M2G_HEARTBEAT, storage: Opcode.S2G_HEARTBEAT, processor: Opcode.P2G_HEARTBEAT } as const;
+
+export interface MembershipOptions {
+  nid: number;
+  role: MemberRole;
+  secret: string;
+  global: Address;
+  /** Our own control-plane address as others should dial it. */
+  self: Address;
+  intervalMs: number;
+  timeoutMs?: number;
+  logger: Logger;
+  /** Static registration fields (capacity, cores, fabric). */
+  register: () => Omit<ReqIn<typeof Opcode.M2G_REGISTER>, 'nid' | 'host' | 'port'>;
+  /** Load reported in each heartbeat. */
+  load: () => Omit<ReqIn<typeof Opcode.M2G_HEARTBEAT>, 'nid'>;
+}
+
+export class Membership {
+  private client: RpcClient | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private registered = false;
+  private stopped = false;
+  private busy = false;
+  /** Cluster parameters from the register reply. */
+  info: Res<typeof Opcode.M2G_REGISTER> | null = null;
+  heartbeatsSent = 0;
+  heartbeatFailures = 0;
+
+  constructor(private readonly opts: MembershipOptions) {}
+
+  /** Register now (rejects when the global monitor is unreachable), then heartbeat every interval. */
+  async start(): Promise<void> {
+    await this.ensureRegistered();
+    this.timer = setInterval(() => void this.tick(), this.opts.intervalMs);
+    this.timer.unref();
+  }
+
+  /** The connection to the global monitor (shared with other callers of the monitor). */
+  async globalClient(): Promise<RpcClient> {
+    if (this.client && !this.client.closed) return this.client;
+    const c = await RpcClient.connect({ ...this.opts.global, nid: this.opts.nid, secret: this.opts.secret, timeoutMs: this.opts.timeoutMs ?? 5000 });
+    c.on('close', () => {
+      if (this.client === c) {
+        this.client = null;
+        this.registered = false;
+      }
+    });
+    this.client = c;
+    return c;
+  }
+
+  private async ensureRegistered(): Promise<void> {
+    if (this.registered && this.client && !this.client.closed) return;
+    const c = await this.globalClient();
+    this.info = await c.call(REGISTER[this.opts.role], { ...this.opts.register(), nid: this.opts.nid, host: this.opts.self.host, port: this.opts.self.port });
+    this.registered = true;
+  }
+
+  private async tick(): Promise<void> {
+    if (this.busy || this.stopped) return;
+    this.busy = true;
+    try {
+      await this.ensureRegistered();
+      const r = await this.client!.call(HEARTBEAT[this.opts.role], { ...this.opts.load(), nid: this.opts.nid });
+      this.heartbeatsSent++;
+      if (!r.known) this.registered = false;
+    } catch (err) {
+      this.heartbeatFailures++;
+      this.opts.logger.warn({ err }, 'heartbeat to the global monitor failed');
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.client?.close();
+    this.client = null;
+  }
+}
