@@ -4,3 +4,5 @@ export type { LabState, LabVm, UpOptions, VmStatus } from './lab.js';
 export type { ExecOptions, ExecResult } from './exec.js';
 export { buildImage, LabError, GUEST_MODULES } from './image.js';
 export type { GuestImage } from './image.js';
+export { runPerftest, parsePerftest } from './perftest.js';
+export type { PerftestResult, PerftestOptions, PerftestOp } from './perftest.js';
