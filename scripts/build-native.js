@@ -3,7 +3,7 @@
 // The verbs provider is compiled in only when `pkg-config libibverbs` succeeds; otherwise
 // the addon has the tcp provider alone and `legoos devices` says how to get verbs.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
@@ -34,7 +34,24 @@ if (!gyp) {
   console.error('build-native: cannot find node-gyp. Fix: use the npm that ships with Node 20 (it bundles node-gyp).');
   process.exit(1);
 }
-const verbs = spawnSync('pkg-config', ['--exists', 'libibverbs']).status === 0;
-console.error(`build-native: node-gyp at ${gyp}; verbs provider ${verbs ? 'enabled (libibverbs found)' : 'disabled (no libibverbs-dev: apt-get install libibverbs-dev)'}`);
-const r = spawnSync(process.execPath, [gyp, 'rebuild', '-j', 'max'], { cwd: root, stdio: 'inherit' });
+const forcedOff = process.env.LEGOOS_NO_VERBS === '1';
+const verbs = !forcedOff && spawnSync('pkg-config', ['--exists', 'libibverbs']).status === 0;
+console.error(
+  `build-native: node-gyp at ${gyp}; verbs provider ${
+    verbs ? 'enabled (libibverbs found)' : forcedOff ? 'disabled (LEGOOS_NO_VERBS=1)' : 'disabled (no libibverbs-dev: apt-get install libibverbs-dev rdma-core)'
+  }`,
+);
+// node-gyp downloads the Node headers unless told where they are; a distro Node ships them
+// under <prefix>/include/node, which also works offline.
+const args = [gyp, 'rebuild', '-j', 'max'];
+if (!process.env.npm_config_nodedir) {
+  const prefix = join(dirname(process.execPath), '..');
+  const versionH = join(prefix, 'include', 'node', 'node_version.h');
+  if (existsSync(versionH)) {
+    const h = readFileSync(versionH, 'utf8');
+    const v = ['MAJOR', 'MINOR', 'PATCH'].map((k) => new RegExp(`define NODE_${k}_VERSION (\\d+)`).exec(h)?.[1]).join('.');
+    if (v === process.versions.node) args.push(`--nodedir=${prefix}`);
+  }
+}
+const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
 process.exit(r.status ?? 1);
