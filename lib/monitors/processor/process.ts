@@ -21,8 +21,6 @@ export interface StorageService {
 export interface ProcessBackend {
   space: AddressSpace;
   storage: StorageService;
-  /** After munmap: drop the range's cached lines and translations. */
-  invalidate?(asid: number, vaddr: number, length: number): Promise<void> | void;
   /** Process teardown: drop its cache lines, free its memory (P2M_EXIT). */
   release(asid: number): Promise<void>;
 }
@@ -178,7 +176,6 @@ export class Process {
       case 'munmap': {
         this.counters.mmapCalls++;
         await this.backend.space.munmap(a[0] as number, a[1] as number);
-        await this.backend.invalidate?.(this.spec.asid, a[0] as number, a[1] as number);
         return { value: undefined };
       }
       case 'brk':

@@ -8,7 +8,7 @@
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { Process, type ProcessBackend, type ProcessResult, type ProcessSpec } from './process.js';
-import type { ThreadOutcome, ThreadTask } from './thread-protocol.js';
+import type { MaintenanceTask, ThreadOutcome, ThreadTask } from './thread-protocol.js';
 
 export interface RuntimeOptions {
   cores: number;
@@ -19,12 +19,12 @@ export interface RuntimeOptions {
 }
 
 export class ProcessorRuntime {
-  readonly pool: Piscina<ThreadTask, ThreadOutcome>;
+  readonly pool: Piscina<ThreadTask | MaintenanceTask, ThreadOutcome>;
   readonly processes = new Map<number, Process>();
 
   constructor(opts: RuntimeOptions) {
     if (!Number.isInteger(opts.cores) || opts.cores < 1) throw new RangeError(`cores must be a positive integer, got ${opts.cores}`);
-    this.pool = new Piscina<ThreadTask, ThreadOutcome>({
+    this.pool = new Piscina<ThreadTask | MaintenanceTask, ThreadOutcome>({
       filename: fileURLToPath(new URL('./worker.js', import.meta.url)),
       minThreads: opts.cores,
       maxThreads: opts.cores,
@@ -51,6 +51,12 @@ export class ProcessorRuntime {
     } finally {
       this.processes.delete(spec.pid);
     }
+  }
+
+  /** Drop every cached line and translation of `asid` (process exit). */
+  async invalidate(asid: number): Promise<void> {
+    const r = await this.pool.run({ maintenance: 'invalidate', asid });
+    if (r.kind === 'error') throw new Error(`invalidate asid ${asid}: ${r.code}: ${r.message}`);
   }
 
   kill(pid: number, code = 137): boolean {

@@ -8,6 +8,9 @@
 // ASID; everything else is a control-plane request and therefore async. Errors are SyscallError
 // with an errno-style `code` (ENOMEM, EFAULT, ENOENT, EBADF, EACCES, EINVAL, ...).
 import type { AddressSpace, ProcessMemory } from '../../mem/types.js';
+import type { CacheStats as CacheCounters } from '../../excache/stats.js';
+
+export type { CacheCounters };
 
 export { SyscallError } from '../../errors.js';
 
@@ -41,19 +44,10 @@ export interface FileStat {
   isDirectory: boolean;
 }
 
-/** ExCache counters as seen by one process (its ASID), plus the whole cache. */
-export interface CacheStatsView {
-  hits: number;
-  misses: number;
-  evictions: number;
-  writebacks: number;
-  plocalFills: number;
-  translationMisses: number;
-}
-
+/** ExCache counters: `process` counts this process's ASID only, `cache` the whole processor. */
 export interface CacheStats {
-  process: CacheStatsView;
-  cache: CacheStatsView;
+  process: CacheCounters;
+  cache: CacheCounters;
 }
 
 export interface Sys extends ProcessMemory, AddressSpace {

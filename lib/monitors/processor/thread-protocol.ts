@@ -40,6 +40,12 @@ export interface ThreadTask {
   flat?: SharedArrayBuffer;
 }
 
+/** Housekeeping run on any worker: the cache state is shared, so one worker suffices. */
+export interface MaintenanceTask {
+  maintenance: 'invalidate';
+  asid: number;
+}
+
 export type ThreadOutcome =
   | { kind: 'return'; value: unknown }
   | { kind: 'exit'; code: number }

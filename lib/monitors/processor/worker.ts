@@ -4,11 +4,12 @@
 import { workerData } from 'node:worker_threads';
 import type { MessagePort } from 'node:worker_threads';
 import { SyscallError } from '../../errors.js';
+import { emptyStats } from '../../excache/stats.js';
 import type { ProcessMemory } from '../../mem/types.js';
 import { FlatMemory, FlatAddressSpace } from './flat-memory.js';
 import type { CacheStats, FileStat, Sys } from './syscalls.js';
 import { CLOCK_MONOTONIC } from './syscalls.js';
-import { EXITED, type SyscallOp, type SyscallReply, type ThreadOutcome, type ThreadTask } from './thread-protocol.js';
+import { EXITED, type MaintenanceTask, type SyscallOp, type SyscallReply, type ThreadOutcome, type ThreadTask } from './thread-protocol.js';
 import { workerMemory, type WorkerMemory } from './worker-memory.js';
 
 /** Thrown by sys.exit() (and by any syscall once the process is exiting) to unwind the thread. */
@@ -61,7 +62,7 @@ function toBytes(data: Uint8Array | string): Uint8Array {
   throw new TypeError('data must be a Uint8Array or a string');
 }
 
-function makeSys(task: ThreadTask, mem: ProcessMemory, chan: Channel, stats: () => CacheStats): Sys {
+function makeSys(task: ThreadTask, mem: ProcessMemory, chan: Channel, stats: () => CacheStats, view?: WorkerMemory): Sys {
   const origin = process.hrtime.bigint();
   const bind = <K extends keyof ProcessMemory>(k: K): ProcessMemory[K] => (mem[k] as (...a: unknown[]) => unknown).bind(mem) as ProcessMemory[K];
   const sys: Sys = {
@@ -85,7 +86,13 @@ function makeSys(task: ThreadTask, mem: ProcessMemory, chan: Channel, stats: () 
     cas64: bind('cas64'),
     fetchAdd64: bind('fetchAdd64'),
     mmap: (length) => chan.call('mmap', [length]),
-    munmap: (vaddr, length) => chan.call('munmap', [vaddr, length]),
+    munmap: async (vaddr, length) => {
+      // Drop the lines before the memory is freed (a later write-back must not land in a chunk
+      // that may already belong to someone else) and again after, for lines refetched meanwhile.
+      if (view && Number.isSafeInteger(vaddr) && Number.isSafeInteger(length) && vaddr >= 0 && length > 0) view.invalidate(task.asid, vaddr, length);
+      await chan.call('munmap', [vaddr, length]);
+      if (view) view.invalidate(task.asid, vaddr, length);
+    },
     brk: (addr) => chan.call('brk', [addr]),
     getpid: () => task.pid,
     gettid: () => task.tid,
@@ -129,16 +136,23 @@ function makeSys(task: ThreadTask, mem: ProcessMemory, chan: Channel, stats: () 
   return sys;
 }
 
-const zeroStats = { hits: 0, misses: 0, evictions: 0, writebacks: 0, plocalFills: 0, translationMisses: 0 };
 
-export default async function runThread(task: ThreadTask): Promise<ThreadOutcome> {
+export default async function runTask(task: ThreadTask | MaintenanceTask): Promise<ThreadOutcome> {
+  if ('maintenance' in task) {
+    memoryView ??= await workerMemory(workerData);
+    return { kind: 'return', value: memoryView.invalidate(task.asid) };
+  }
+  return runThread(task);
+}
+
+async function runThread(task: ThreadTask): Promise<ThreadOutcome> {
   const chan = new Channel(task.port);
   try {
     let mem: ProcessMemory;
     let stats: () => CacheStats;
     if (task.flat) {
       mem = new FlatMemory(task.flat);
-      stats = () => ({ process: { ...zeroStats }, cache: { ...zeroStats } });
+      stats = () => ({ process: emptyStats(), cache: emptyStats() });
     } else {
       memoryView ??= await workerMemory(workerData);
       mem = memoryView.memory(task.asid);
@@ -150,7 +164,7 @@ export default async function runThread(task: ThreadTask): Promise<ThreadOutcome
     if (typeof fn !== 'function') {
       return { kind: 'error', code: 'ENOEXEC', message: `${task.moduleUrl} has no exported function '${task.exportName}'` };
     }
-    const sys = makeSys(task, mem, chan, stats);
+    const sys = makeSys(task, mem, chan, stats, task.flat ? undefined : memoryView);
     const value = await (fn as (s: Sys, a: unknown) => unknown)(sys, task.exportName === 'default' ? [...task.argv] : task.arg);
     if (chan.exitCode !== undefined) return { kind: 'exit', code: chan.exitCode };
     return { kind: 'return', value };

@@ -1,0 +1,310 @@
+// Local cluster orchestration: every monitor of a cluster.yaml as its own OS process on this
+// host (`node bin/legoos.js monitor <role> --config F --nid N`), detached, logging to
+// .legoos/logs/<role>-<nid>.log next to the config, with pid + address recorded in
+// .legoos/state.json. Processes are only ever stopped by the PIDs recorded here.
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, LegoError } from '../errors.js';
+import { clusterSecret, globalNode, loadConfig, logDir, readNodeStates, stateDir, type Config, type Role } from '../config/index.js';
+import { Opcode, RpcClient, type Address } from '../net/index.js';
+
+export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const LAUNCHER = path.join(PACKAGE_ROOT, 'bin', 'legoos.js');
+
+/** A client nid outside any configured range: the handshake proves it, monitors do not look it up. */
+export function clientNid(): number {
+  return 0xfff00000 + (process.pid & 0xfffff);
+}
+
+export interface NodeRecord {
+  nid: number;
+  role: Role;
+  pid: number;
+  host: string;
+  port: number;
+  log: string;
+}
+
+export interface ClusterState {
+  config: string;
+  startedAt: string;
+  nodes: NodeRecord[];
+}
+
+export function statePath(configPath: string): string {
+  return path.join(stateDir(configPath), 'state.json');
+}
+
+export function readState(configPath: string): ClusterState | undefined {
+  try {
+    return JSON.parse(readFileSync(statePath(configPath), 'utf8')) as ClusterState;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeState(configPath: string, s: ClusterState): void {
+  const file = statePath(configPath);
+  mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(s, null, 2) + '\n');
+  renameSync(tmp, file);
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface UpProgress {
+  /** Monitors that answered an authenticated ping. */
+  ready: number;
+  total: number;
+  /** Latest event, e.g. "memory 2 ready". */
+  message: string;
+}
+
+export interface UpOptions {
+  /** Bound on the whole start-up. Default 30 s. */
+  timeoutMs?: number;
+  onProgress?: (p: UpProgress) => void;
+  /** Extra environment for the monitor processes. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Spawn one monitor process, detached, its output appended to its log file. */
+function spawnMonitor(configPath: string, role: Role, nid: number, global: Address | undefined, env?: NodeJS.ProcessEnv): { pid: number; log: string } {
+  const logs = logDir(configPath);
+  mkdirSync(logs, { recursive: true });
+  const log = path.join(logs, `${role}-${nid}.log`);
+  const fd = openSync(log, 'a');
+  try {
+    const args = [LAUNCHER, 'monitor', role, '--config', path.resolve(configPath), '--nid', String(nid)];
+    if (global) args.push('--global', `${global.host}:${global.port}`);
+    const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, ...env } });
+    if (child.pid === undefined) throw new LegoError('ESPAWN', `could not start the ${role} monitor ${nid}`);
+    child.unref();
+    return { pid: child.pid, log };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function ping(cfg: Config, addr: Address, timeoutMs: number): Promise<boolean> {
+  let c: RpcClient | undefined;
+  try {
+    c = await RpcClient.connect({ ...addr, nid: clientNid(), secret: clusterSecret(cfg), timeoutMs });
+    await c.call(Opcode.X_PING, {}, { timeoutMs });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    c?.close();
+  }
+}
+
+function tail(file: string, lines = 8): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** Wait until the monitor `pid` published its address (.legoos/nodes/<nid>.json) and answers a ping. */
+async function waitReady(configPath: string, cfg: Config, rec: NodeRecord, deadline: number): Promise<void> {
+  for (;;) {
+    if (!pidAlive(rec.pid)) {
+      throw new LegoError('EMONITOR', `${rec.role} monitor ${rec.nid} (pid ${rec.pid}) exited during start-up; last lines of ${rec.log}:\n${tail(rec.log)}`);
+    }
+    const st = readNodeStates(configPath).find((s) => s.nid === rec.nid && s.pid === rec.pid);
+    if (st) {
+      rec.host = st.host;
+      rec.port = st.port;
+      if (await ping(cfg, { host: st.host, port: st.port }, 1000)) return;
+    }
+    if (Date.now() > deadline) {
+      throw new LegoError('ETIMEDOUT', `${rec.role} monitor ${rec.nid} (pid ${rec.pid}) not ready in time; last lines of ${rec.log}:\n${tail(rec.log)}`, { retriable: true });
+    }
+    await sleep(100);
+  }
+}
+
+/** Start every monitor of the config as its own process; resolves when all answer, or stops them and throws. */
+export async function up(configPath: string, opts: UpOptions = {}): Promise<ClusterState> {
+  const abs = path.resolve(configPath);
+  const cfg = loadConfig(abs);
+  const existing = readState(abs);
+  if (existing && existing.nodes.some((n) => pidAlive(n.pid))) {
+    throw new LegoError('EBUSY', `a cluster from ${abs} is already running (pids ${existing.nodes.filter((n) => pidAlive(n.pid)).map((n) => n.pid).join(', ')}); run \`legoos down\` first`);
+  }
+  // Stale per-node files from a previous run must not be taken for readiness.
+  rmSync(path.join(stateDir(abs), 'nodes'), { recursive: true, force: true });
+  const state: ClusterState = { config: abs, startedAt: new Date().toISOString(), nodes: [] };
+  const total = cfg.nodes.length;
+  let ready = 0;
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  const report = (message: string) => opts.onProgress?.({ ready, total, message });
+  const start = (role: Role, nid: number, global?: Address): NodeRecord => {
+    const { pid, log } = spawnMonitor(abs, role, nid, global, opts.env);
+    const rec: NodeRecord = { nid, role, pid, host: '', port: 0, log };
+    state.nodes.push(rec);
+    writeState(abs, state);
+    report(`${role} ${nid} started (pid ${pid})`);
+    return rec;
+  };
+  try {
+    // The global monitor first: everyone else registers with it.
+    const g = globalNode(cfg);
+    const grec = start('global', g.nid);
+    await waitReady(abs, cfg, grec, deadline);
+    ready++;
+    writeState(abs, state);
+    report(`global ${g.nid} ready at ${grec.host}:${grec.port}`);
+    const gaddr = { host: grec.host, port: grec.port };
+    const order: Role[] = ['memory', 'storage', 'processor'];
+    const rest = order.flatMap((role) => cfg.nodes.filter((n) => n.role === role)).map((n) => start(n.role, n.nid, gaddr));
+    await Promise.all(
+      rest.map(async (rec) => {
+        await waitReady(abs, cfg, rec, deadline);
+        ready++;
+        writeState(abs, state);
+        report(`${rec.role} ${rec.nid} ready at ${rec.host}:${rec.port}`);
+      }),
+    );
+    writeState(abs, state);
+    return state;
+  } catch (err) {
+    await stopNodes(state.nodes);
+    rmSync(statePath(abs), { force: true });
+    throw err;
+  }
+}
+
+/** SIGTERM each pid, then SIGKILL whatever is still alive after `graceMs`. */
+export async function stopNodes(nodes: { pid: number }[], graceMs = 3000): Promise<number[]> {
+  const alive = nodes.filter((n) => n.pid > 0 && pidAlive(n.pid));
+  for (const n of alive) {
+    try {
+      process.kill(n.pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
+  const deadline = Date.now() + graceMs;
+  while (alive.some((n) => pidAlive(n.pid)) && Date.now() < deadline) await sleep(50);
+  const killed: number[] = [];
+  for (const n of alive) {
+    if (pidAlive(n.pid)) {
+      try {
+        process.kill(n.pid, 'SIGKILL');
+        killed.push(n.pid);
+      } catch {
+        // already gone
+      }
+    }
+  }
+  const hard = Date.now() + 2000;
+  while (alive.some((n) => pidAlive(n.pid)) && Date.now() < hard) await sleep(20);
+  return killed;
+}
+
+export interface DownResult {
+  stopped: NodeRecord[];
+  /** PIDs that needed SIGKILL. */
+  killed: number[];
+}
+
+/** Stop the cluster started from `configPath` (by the PIDs in its state file). */
+export async function down(configPath: string, opts: { graceMs?: number } = {}): Promise<DownResult> {
+  const abs = path.resolve(configPath);
+  const state = readState(abs);
+  if (!state) return { stopped: [], killed: [] };
+  // Processors first so processes end before the memory under them goes away.
+  const rank: Record<Role, number> = { processor: 0, storage: 1, memory: 1, global: 2 };
+  const nodes = [...state.nodes].sort((a, b) => rank[a.role] - rank[b.role]);
+  const killed: number[] = [];
+  for (const tier of [0, 1, 2]) killed.push(...(await stopNodes(nodes.filter((n) => rank[n.role] === tier), opts.graceMs)));
+  rmSync(statePath(abs), { force: true });
+  rmSync(path.join(stateDir(abs), 'nodes'), { recursive: true, force: true });
+  return { stopped: nodes, killed };
+}
+
+export interface NodeStatus extends NodeRecord {
+  /** The OS process exists. */
+  running: boolean;
+  /** It answered an authenticated ping. */
+  responding: boolean;
+  /** What the global monitor says (alive = heartbeating). */
+  registered?: boolean;
+  alive?: boolean;
+  threads?: number;
+  freeBytes?: number;
+  capacityBytes?: number;
+}
+
+export interface ClusterStatus {
+  config: string;
+  up: boolean;
+  startedAt?: string;
+  nodes: NodeStatus[];
+}
+
+export async function status(configPath: string): Promise<ClusterStatus> {
+  const abs = path.resolve(configPath);
+  const state = readState(abs);
+  if (!state) return { config: abs, up: false, nodes: [] };
+  let cfg: Config;
+  try {
+    cfg = loadConfig(abs);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw err;
+  }
+  const nodes: NodeStatus[] = await Promise.all(
+    state.nodes.map(async (n) => ({ ...n, running: pidAlive(n.pid), responding: n.port > 0 && pidAlive(n.pid) && (await ping(cfg, n, 1000)) })),
+  );
+  const g = nodes.find((n) => n.role === 'global');
+  if (g?.responding) {
+    let c: RpcClient | undefined;
+    try {
+      c = await RpcClient.connect({ host: g.host, port: g.port, nid: clientNid(), secret: clusterSecret(cfg), timeoutMs: 2000 });
+      const r = await c.call(Opcode.X2G_NODES, {});
+      for (const info of r.nodes) {
+        const n = nodes.find((x) => x.nid === info.nid);
+        if (!n) continue;
+        n.registered = info.registered;
+        n.alive = info.alive;
+        if (info.threads !== undefined) n.threads = info.threads;
+        if (info.freeBytes !== undefined) n.freeBytes = info.freeBytes;
+        if (info.capacityBytes !== undefined) n.capacityBytes = info.capacityBytes;
+      }
+    } catch {
+      // status still reports what the processes say
+    } finally {
+      c?.close();
+    }
+  }
+  return { config: abs, up: nodes.some((n) => n.running), startedAt: state.startedAt, nodes };
+}
+
+export function globalAddressOf(configPath: string): Address {
+  const state = readState(configPath);
+  const g = state?.nodes.find((n) => n.role === 'global');
+  if (!g || g.port === 0) {
+    throw new LegoError('ENOTUP', `no running cluster for ${path.resolve(configPath)} (no ${statePath(configPath)}); start one with \`legoos up\``);
+  }
+  return { host: g.host, port: g.port };
+}
+
+export function configExists(p: string): boolean {
+  return existsSync(p);
+}

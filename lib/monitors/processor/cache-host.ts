@@ -1,0 +1,75 @@
+// The main-thread side of the processor's ExCache: allocates the shared state the workers
+// attach to, serves their synchronous requests (translation faults → P2M_TRANSLATE, endpoint
+// set-up → P2M_CONNECT), and reads statistics. Line invalidation runs in the workers, which own
+// the fabric views (see worker-memory.ts).
+import { ExCache, type SharedCacheState } from '../../excache/excache.js';
+import { emptyStats } from '../../excache/stats.js';
+import type { FabricOptions } from '../../fabric/types.js';
+import type { Translation as WireTranslation } from '../../net/index.js';
+import { allocateSyncBridge, SyncBridgeServer, type SyncBridgeState } from './sync-bridge.js';
+import type { CacheStats } from './syscalls.js';
+
+export interface CacheHostOptions {
+  nid: number;
+  cache: { size: number; lineSize: number; ways: number; policy: 'fifo' | 'lru' | 'random' };
+  fabric: FabricOptions;
+  chunkSize: number;
+  /** Worker threads that will attach (pool size); bounds the sync slots. */
+  workers?: number;
+}
+
+export interface CacheWorkerData {
+  memory: 'excache';
+  nid: number;
+  cache: SharedCacheState;
+  bridge: SyncBridgeState;
+  fabric: FabricOptions;
+}
+
+export interface CacheHostHandlers {
+  translate(asid: number, vaddr: number): Promise<WireTranslation>;
+  connect(nid: number, endpoint: unknown): Promise<unknown>;
+}
+
+export class CacheHost {
+  readonly state: SharedCacheState;
+  readonly bridge: SyncBridgeState;
+  private server: SyncBridgeServer | undefined;
+
+  constructor(readonly opts: CacheHostOptions) {
+    this.state = ExCache.allocate({
+      size: opts.cache.size,
+      lineSize: opts.cache.lineSize,
+      ways: opts.cache.ways,
+      policy: opts.cache.policy,
+      chunkSize: opts.chunkSize,
+    });
+    this.bridge = allocateSyncBridge(Math.max(1, opts.workers ?? 64));
+  }
+
+  workerData(): CacheWorkerData {
+    // Workers initiate only: the fabric's data port is the memory monitors' business.
+    const { port: _port, ...fabric } = this.opts.fabric;
+    return { memory: 'excache', nid: this.opts.nid, cache: this.state, bridge: this.bridge, fabric };
+  }
+
+  serve(h: CacheHostHandlers): void {
+    this.server = new SyncBridgeServer(this.bridge, async (op, arg) => {
+      const a = arg as Record<string, unknown>;
+      if (op === 'translate') return h.translate(Number(a.asid), Number(a.vaddr));
+      if (op === 'connect') return h.connect(Number(a.nid), a.endpoint);
+      throw new Error(`unknown sync op ${op}`);
+    });
+  }
+
+  stats(asid: number): CacheStats {
+    return {
+      process: ExCache.readStatsFor(this.state, asid) ?? emptyStats(),
+      cache: ExCache.readStats(this.state),
+    };
+  }
+
+  close(): void {
+    this.server?.close();
+  }
+}

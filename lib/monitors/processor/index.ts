@@ -1,0 +1,340 @@
+// The processor monitor (LegoOS pComponent): registers with the global monitor and heartbeats,
+// owns the ExCache and the pool of cores, and runs processes placed on it by GPM.
+//
+// A client (`legoos run`) asks GPM for a placement (P2G_SPAWN), then sends C2P_RUN here and
+// collects the process's stdout/stderr and exit status by long-polling C2P_STATUS: the control
+// plane is request/reply only, and a poll that waits for output costs one round trip per burst.
+import { pathToFileURL } from 'node:url';
+import { isAbsolute } from 'node:path';
+import { ConfigError, RpcError, SyscallError } from '../../errors.js';
+import { cacheOf, clusterSecret, coresOf, globalNode, nodeById, type Config } from '../../config/index.js';
+import type { MonitorHandle, MonitorOptions } from '../common/types.js';
+import { logger as rootLogger, type Logger } from '../../log.js';
+import { Opcode, RpcPool, RpcServer, type Address, type Placement } from '../../net/index.js';
+import { Placement as PlacementSchema } from '../../net/messages.js';
+import type { ProcessBackend } from './process.js';
+import { RemoteAddressSpace, RemoteStorage, type RpcCounters } from './remote-backend.js';
+import { ProcessorRuntime } from './runtime.js';
+import { CacheHost, type CacheHostOptions } from './cache-host.js';
+import type { CacheStats } from './syscalls.js';
+
+export interface ProcessorMonitorOptions {
+  nid: number;
+  secret: string;
+  /** Control-plane listen address; port 0 = ephemeral. */
+  host?: string;
+  port?: number;
+  global: Address;
+  cores: number;
+  cache: CacheHostOptions['cache'];
+  fabric: CacheHostOptions['fabric'];
+  logger?: Logger;
+  /** How long an exited process's output and status stay collectable. Default 60 s. */
+  retainMs?: number;
+  /** Bound on registering with the global monitor at start. Default 15 s. */
+  registerTimeoutMs?: number;
+}
+
+export interface ProcessStats {
+  cache: CacheStats['process'];
+  rpc: RpcCounters;
+  syscalls: number;
+  threads: number;
+  wallMs: number;
+}
+
+interface Job {
+  pid: number;
+  vnode: number;
+  uid: number;
+  program: string;
+  startedAt: number;
+  out: Buffer[];
+  err: Buffer[];
+  outBytes: number;
+  exit?: { code: number; stats: ProcessStats };
+  waiters: Set<() => void>;
+}
+
+const MAX_BUFFERED = 8 << 20;
+
+export class ProcessorMonitor {
+  readonly server: RpcServer;
+  readonly pool: RpcPool;
+  runtime!: ProcessorRuntime;
+  cacheHost!: CacheHost;
+  chunkSize = 0;
+  private readonly log: Logger;
+  private readonly jobs = new Map<number, Job>();
+  private readonly spaces = new Map<number, { home: Address; vnode: number; rpc: RpcCounters }>();
+  private heartbeat: NodeJS.Timeout | undefined;
+  private closed = false;
+  private ready = false;
+  private readonly startedAt = Date.now();
+  private vnodeUsers = new Map<number, Set<number>>();
+
+  private constructor(readonly opts: ProcessorMonitorOptions) {
+    this.log = (opts.logger ?? rootLogger).child({ component: 'processor', nid: opts.nid });
+    this.pool = new RpcPool({ nid: opts.nid, secret: opts.secret, timeoutMs: 10_000 });
+    this.server = new RpcServer({ nid: opts.nid, secret: opts.secret, host: opts.host ?? '127.0.0.1', port: opts.port ?? 0, logger: opts.logger });
+  }
+
+  /** Listen, register with the global monitor (bounded retry), then build the cache and cores. */
+  static async start(opts: ProcessorMonitorOptions): Promise<ProcessorMonitor> {
+    if (!Number.isInteger(opts.cores) || opts.cores < 1) throw new RangeError(`processor option 'cores' must be a positive integer, got ${opts.cores}`);
+    const m = new ProcessorMonitor(opts);
+    try {
+      await m.init();
+    } catch (err) {
+      await m.close();
+      throw err;
+    }
+    return m;
+  }
+
+  get address(): Address {
+    return this.server.address;
+  }
+
+  private notReady(): void {
+    if (this.closed) throw new RpcError('ESHUTDOWN', 'processor monitor is shutting down', { retriable: false });
+    if (!this.ready) throw new RpcError('EAGAIN', 'processor monitor is starting', { retriable: true });
+  }
+
+  private async init(): Promise<void> {
+    const s = this.server;
+    s.handle(Opcode.X_PING, () => ({ nid: this.opts.nid, role: 'processor' as const, uptimeMs: Date.now() - this.startedAt }));
+    s.handle(Opcode.C2P_RUN, (req) => (this.notReady(), this.onRun(req)));
+    s.handle(Opcode.C2P_STATUS, (req) => (this.notReady(), this.onStatus(req)));
+    s.handle(Opcode.C2P_KILL, (req) => {
+      this.notReady();
+      const pid = Number(req.pid);
+      return { killed: this.runtime.kill(pid, typeof req.code === 'number' ? req.code : 137) };
+    });
+    const addr = await s.listen();
+    // The cache geometry depends on the cluster's chunk size, which registration tells us.
+    const reg = await registerWithRetry(this.pool, this.opts, addr.port, this.opts.registerTimeoutMs ?? 15_000);
+    this.chunkSize = reg.chunkSize;
+    this.cacheHost = new CacheHost({ nid: this.opts.nid, cache: this.opts.cache, fabric: this.opts.fabric, chunkSize: reg.chunkSize });
+    this.cacheHost.serve({
+      translate: (asid, vaddr) => this.translate(asid, vaddr),
+      connect: (nid, endpoint) => this.connectMemory(nid, endpoint),
+    });
+    this.runtime = new ProcessorRuntime({ cores: this.opts.cores, workerData: this.cacheHost.workerData() });
+    this.heartbeat = setInterval(() => void this.beat(), reg.heartbeatIntervalMs);
+    this.heartbeat.unref();
+    this.ready = true;
+    this.log.info({ address: addr, cores: this.opts.cores, cache: this.opts.cache }, 'processor monitor up');
+  }
+
+  private async beat(): Promise<void> {
+    try {
+      const r = await this.pool.call(this.opts.global, Opcode.P2G_HEARTBEAT, {
+        nid: this.opts.nid,
+        threads: this.runtime.runningThreads,
+        processes: this.runtime.processes.size,
+      });
+      if (!r.known) await registerWithRetry(this.pool, this.opts, this.server.address.port, 5000);
+    } catch (err) {
+      this.log.warn({ err }, 'heartbeat to the global monitor failed');
+    }
+  }
+
+  private async translate(asid: number, vaddr: number) {
+    const sp = this.spaces.get(asid);
+    if (!sp) throw new SyscallError('EFAULT', `no process with asid ${asid} on this processor`);
+    countRpc(sp.rpc, 'P2M_TRANSLATE');
+    return this.pool.call(sp.home, Opcode.P2M_TRANSLATE, { vnode: sp.vnode, pid: asid, vaddr });
+  }
+
+  private memoryNodes: Promise<Map<number, Address>> | undefined;
+  private async memoryAddress(nid: number): Promise<Address> {
+    const lookup = () =>
+      this.pool.call(this.opts.global, Opcode.X2G_NODES, { role: 'memory' }).then((r) => new Map(r.nodes.map((n) => [n.nid, { host: n.host, port: n.port }])));
+    this.memoryNodes ??= lookup();
+    let a = (await this.memoryNodes).get(nid);
+    if (!a) {
+      this.memoryNodes = lookup();
+      a = (await this.memoryNodes).get(nid);
+    }
+    if (!a) throw new RpcError('EHOSTDOWN', `memory monitor ${nid} is not known to the global monitor`);
+    return a;
+  }
+
+  private async connectMemory(nid: number, endpoint: unknown) {
+    const addr = await this.memoryAddress(nid);
+    return this.pool.call(addr, Opcode.P2M_CONNECT, { endpoint: endpoint as never });
+  }
+
+  private async usersOf(vnode: number): Promise<Set<number> | undefined> {
+    let u = this.vnodeUsers.get(vnode);
+    if (!u) {
+      const r = await this.pool.call(this.opts.global, Opcode.X2G_VNODES, {});
+      this.vnodeUsers = new Map(r.vnodes.map((v) => [v.id, new Set(v.users.map((x) => x.uid))]));
+      u = this.vnodeUsers.get(vnode);
+    }
+    return u;
+  }
+
+  private async onRun(req: Record<string, unknown>): Promise<Record<string, unknown>> {
+    if (this.closed) throw new RpcError('ESHUTDOWN', 'processor monitor is shutting down');
+    const placement = PlacementSchema.safeParse(req.placement);
+    if (!placement.success) throw new SyscallError('EINVAL', 'C2P_RUN: missing or malformed placement');
+    const p: Placement = placement.data;
+    if (p.processor.nid !== this.opts.nid) throw new SyscallError('EINVAL', `C2P_RUN: process ${p.pid} is placed on processor ${p.processor.nid}, not ${this.opts.nid}`);
+    if (this.jobs.has(p.pid)) throw new SyscallError('EEXIST', `process ${p.pid} already exists`);
+    const program = req.program;
+    if (typeof program !== 'string' || !isAbsolute(program)) throw new SyscallError('EINVAL', 'C2P_RUN: program must be an absolute path');
+    const argv = Array.isArray(req.argv) ? req.argv.map(String) : [];
+    const uid = typeof req.uid === 'number' ? req.uid : -1;
+    const users = await this.usersOf(p.vnode);
+    if (!users) throw new SyscallError('ENOENT', `vNode ${p.vnode} does not exist`);
+    if (!users.has(uid)) throw new SyscallError('EACCES', `uid ${uid} is not a user of vNode ${p.vnode}`);
+
+    const job: Job = { pid: p.pid, vnode: p.vnode, uid, program, startedAt: Date.now(), out: [], err: [], outBytes: 0, waiters: new Set() };
+    this.jobs.set(p.pid, job);
+    const rpc: RpcCounters = {};
+    this.spaces.set(p.asid, { home: p.home, vnode: p.vnode, rpc });
+    const space = new RemoteAddressSpace(this.pool, p.home, { vnode: p.vnode, pid: p.pid }, rpc);
+    const backend: ProcessBackend = {
+      space,
+      storage: new RemoteStorage(this.pool, p.storage, { vnode: p.vnode, uid }, rpc),
+      release: async (asid) => {
+        // The memory is freed right after, so dirty lines are dropped rather than written back.
+        await this.runtime.invalidate(asid).catch((err) => this.log.warn({ err, pid: p.pid }, 'cache invalidation at exit failed'));
+        await space.exit().catch((err) => this.log.warn({ err, pid: p.pid }, 'P2M_EXIT failed'));
+      },
+    };
+    const stdio = (fd: 1 | 2, data: Uint8Array) => {
+      if (job.outBytes > MAX_BUFFERED) return; // a client that stopped polling must not exhaust us
+      (fd === 1 ? job.out : job.err).push(Buffer.from(data));
+      job.outBytes += data.length;
+      wake(job);
+    };
+    this.log.info({ pid: p.pid, vnode: p.vnode, uid, program }, 'process start');
+    this.runtime
+      .run({ pid: p.pid, asid: p.asid, uid, vnode: p.vnode, moduleUrl: pathToFileURL(program).href, argv }, backend, stdio)
+      .then(
+        (r) => ({ code: r.exitCode, threads: r.counters.threads, syscalls: r.counters.syscalls }),
+        (err: unknown) => {
+          this.log.error({ err, pid: p.pid }, 'process failed');
+          stdio(2, Buffer.from(`legoos: ${(err as Error)?.message ?? String(err)}\n`));
+          return { code: 1, threads: 0, syscalls: 0 };
+        },
+      )
+      .then(async (r) => {
+        job.exit = {
+          code: r.code,
+          stats: { cache: this.cacheHost.stats(p.asid).process, rpc: { ...rpc }, syscalls: r.syscalls, threads: r.threads, wallMs: Date.now() - job.startedAt },
+        };
+        this.spaces.delete(p.asid);
+        this.log.info({ pid: p.pid, code: r.code }, 'process exit');
+        wake(job);
+        await this.pool.call(this.opts.global, Opcode.P2G_PROCESS_EXIT, { vnode: p.vnode, pid: p.pid }).catch((err) => this.log.warn({ err }, 'P2G_PROCESS_EXIT failed'));
+        setTimeout(() => this.jobs.delete(p.pid), this.opts.retainMs ?? 60_000).unref();
+      });
+    return { pid: p.pid };
+  }
+
+  private async onStatus(req: Record<string, unknown>): Promise<Record<string, unknown>> {
+    if (req.pid === undefined) {
+      return {
+        nid: this.opts.nid,
+        processes: [...this.jobs.values()].filter((j) => !j.exit).map((j) => ({ pid: j.pid, vnode: j.vnode, uid: j.uid, program: j.program })),
+        threads: this.runtime.runningThreads,
+        cache: this.cacheHost.stats(0).cache,
+      };
+    }
+    const found = this.jobs.get(Number(req.pid));
+    if (!found) throw new SyscallError('ESRCH', `no process ${String(req.pid)} on processor ${this.opts.nid}`);
+    const job = found;
+    const waitMs = Math.min(typeof req.waitMs === 'number' ? req.waitMs : 0, 2000);
+    if (job.out.length === 0 && job.err.length === 0 && !job.exit && waitMs > 0) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(done, waitMs);
+        function done() {
+          clearTimeout(t);
+          job.waiters.delete(done);
+          resolve();
+        }
+        job.waiters.add(done);
+      });
+    }
+    // Output is handed out once: the client is the process's terminal.
+    const stdout = Buffer.concat(job.out).toString('base64');
+    const stderr = Buffer.concat(job.err).toString('base64');
+    job.out = [];
+    job.err = [];
+    job.outBytes = 0;
+    const drained = job.exit !== undefined;
+    if (drained && req.ack === true) this.jobs.delete(job.pid);
+    return { pid: job.pid, stdout, stderr, exited: drained, ...(job.exit ? { exitCode: job.exit.code, stats: job.exit.stats } : {}) };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.heartbeat);
+    for (const j of this.jobs.values()) wake(j);
+    await this.server.close().catch(() => undefined);
+    await this.runtime?.close().catch(() => undefined);
+    this.cacheHost?.close();
+    this.pool.close();
+  }
+}
+
+function wake(job: Job): void {
+  for (const w of [...job.waiters]) w();
+}
+
+function countRpc(c: RpcCounters, name: string): void {
+  c[name] = (c[name] ?? 0) + 1;
+}
+
+async function registerWithRetry(pool: RpcPool, opts: ProcessorMonitorOptions, port: number, boundMs: number) {
+  const deadline = Date.now() + boundMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await pool.call(opts.global, Opcode.P2G_REGISTER, {
+        nid: opts.nid,
+        host: opts.host ?? '127.0.0.1',
+        port,
+        cores: opts.cores,
+        fabric: { provider: opts.fabric.provider, host: opts.fabric.host },
+      });
+    } catch (err) {
+      if (Date.now() > deadline || (err instanceof RpcError && err.code === 'EAUTH')) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 1000)));
+    }
+  }
+}
+
+/** Start the processor monitor of node `nid` from a loaded config (what `legoos monitor processor` runs). */
+export async function startProcessorMonitor(cfg: Config, nid: number, opts: MonitorOptions = {}): Promise<MonitorHandle & { monitor: ProcessorMonitor }> {
+  const node = nodeById(cfg, nid);
+  if (node.role !== 'processor') throw new ConfigError(`node ${nid} is a ${node.role} node, not a processor`);
+  const g = globalNode(cfg);
+  const global = opts.globalAddress ?? { host: g.host, port: g.rpcPort };
+  if (!global.port) throw new ConfigError(`the global monitor's rpcPort is 0 in the config: pass its address (--global host:port)`);
+  const cache = cacheOf(cfg, node);
+  const host = opts.host ?? node.host;
+  const m = await ProcessorMonitor.start({
+    nid,
+    secret: clusterSecret(cfg),
+    host,
+    port: opts.port ?? node.rpcPort,
+    global,
+    cores: coresOf(cfg, node),
+    cache: { size: cache.size, lineSize: cache.lineSize, ways: cache.ways, policy: cache.policy },
+    fabric: { provider: node.fabric.provider, nid, host: node.fabric.host ?? host, device: node.fabric.device, ibPort: node.fabric.ibPort, gidIndex: node.fabric.gidIndex },
+    logger: opts.logger,
+  });
+  return {
+    nid,
+    role: 'processor',
+    address: m.address,
+    monitor: m,
+    stats: () => ({ processes: m.runtime.processes.size, threads: m.runtime.runningThreads, cache: m.cacheHost.stats(0).cache, rpc: m.server.stats() }),
+    close: () => m.close(),
+  };
+}

@@ -1,0 +1,120 @@
+// A process's backend on a cluster: the address space is its home memory monitor (P2M_*), files
+// are the vNode's storage monitor (P2S_*, stateless: full path + offset per request).
+import { SyscallError } from '../../errors.js';
+import type { AddressSpace } from '../../mem/types.js';
+import { bytesFromWire, bytesToWire, Opcode, type Address, type FileStat as WireStat, type RpcPool } from '../../net/index.js';
+import type { StorageService } from './process.js';
+import type { FileStat } from './syscalls.js';
+import { O_ACCMODE, O_CREAT, O_EXCL, O_RDONLY, O_TRUNC, O_WRONLY } from './syscalls.js';
+
+export interface RpcCounters {
+  [opcode: string]: number;
+}
+
+function bump(c: RpcCounters, name: string): void {
+  c[name] = (c[name] ?? 0) + 1;
+}
+
+function statFromWire(s: WireStat): FileStat {
+  const type = s.type === 'dir' ? 0o040000 : 0o100000;
+  return { size: s.size, mode: type | s.mode, mtimeMs: s.mtimeMs, isFile: s.type === 'file', isDirectory: s.type === 'dir' };
+}
+
+export class RemoteAddressSpace implements AddressSpace {
+  constructor(
+    private readonly pool: RpcPool,
+    private readonly home: Address,
+    private readonly proc: { vnode: number; pid: number },
+    private readonly counters: RpcCounters,
+  ) {}
+
+  async mmap(length: number): Promise<number> {
+    if (!Number.isSafeInteger(length) || length <= 0) throw new SyscallError('EINVAL', `mmap length must be a positive integer, got ${length}`);
+    bump(this.counters, 'P2M_MMAP');
+    return (await this.pool.call(this.home, Opcode.P2M_MMAP, { ...this.proc, length })).vaddr;
+  }
+  async munmap(vaddr: number, length: number): Promise<void> {
+    if (!Number.isSafeInteger(vaddr) || vaddr < 0 || !Number.isSafeInteger(length) || length <= 0) throw new SyscallError('EINVAL', `bad munmap range ${vaddr}+${length}`);
+    bump(this.counters, 'P2M_MUNMAP');
+    await this.pool.call(this.home, Opcode.P2M_MUNMAP, { ...this.proc, vaddr, length });
+  }
+  async brk(addr: number): Promise<number> {
+    if (!Number.isSafeInteger(addr) || addr < 0) throw new SyscallError('EINVAL', `bad brk ${addr}`);
+    bump(this.counters, 'P2M_BRK');
+    return (await this.pool.call(this.home, Opcode.P2M_BRK, { ...this.proc, addr })).brk;
+  }
+  async exit(): Promise<void> {
+    bump(this.counters, 'P2M_EXIT');
+    await this.pool.call(this.home, Opcode.P2M_EXIT, this.proc);
+  }
+}
+
+export class RemoteStorage implements StorageService {
+  constructor(
+    private readonly pool: RpcPool,
+    private readonly storage: Address,
+    private readonly who: { vnode: number; uid: number },
+    private readonly counters: RpcCounters,
+  ) {}
+
+  async open(path: string, flags: number, mode: number): Promise<FileStat> {
+    bump(this.counters, 'P2S_OPEN');
+    const acc = flags & O_ACCMODE;
+    const st = await this.pool.call(this.storage, Opcode.P2S_OPEN, {
+      ...this.who,
+      path,
+      mode: mode & 0o7777,
+      flags: {
+        read: acc !== O_WRONLY,
+        write: acc !== O_RDONLY,
+        create: (flags & O_CREAT) !== 0,
+        excl: (flags & O_EXCL) !== 0,
+        truncate: (flags & O_TRUNC) !== 0,
+      },
+    });
+    return statFromWire(st);
+  }
+  async read(path: string, offset: number, length: number): Promise<Uint8Array> {
+    // The storage monitor bounds one reply; larger reads are split.
+    const max = 4 << 20;
+    const parts: Uint8Array[] = [];
+    let got = 0;
+    while (got < length) {
+      bump(this.counters, 'P2S_READ');
+      const want = Math.min(max, length - got);
+      const r = await this.pool.call(this.storage, Opcode.P2S_READ, { ...this.who, path, offset: offset + got, length: want });
+      const data = bytesFromWire(r.data);
+      parts.push(data);
+      got += data.length;
+      if (r.eof || data.length < want) break;
+    }
+    if (parts.length === 1) return parts[0]!;
+    const out = new Uint8Array(got);
+    let o = 0;
+    for (const p of parts) {
+      out.set(p, o);
+      o += p.length;
+    }
+    return out;
+  }
+  async write(path: string, offset: number, data: Uint8Array): Promise<number> {
+    const max = 4 << 20;
+    let done = 0;
+    do {
+      bump(this.counters, 'P2S_WRITE');
+      const part = data.subarray(done, done + max);
+      const r = await this.pool.call(this.storage, Opcode.P2S_WRITE, { ...this.who, path, offset: offset + done, data: bytesToWire(part) });
+      done += r.written;
+      if (r.written < part.length) break;
+    } while (done < data.length);
+    return done;
+  }
+  async stat(path: string): Promise<FileStat> {
+    bump(this.counters, 'P2S_STAT');
+    return statFromWire(await this.pool.call(this.storage, Opcode.P2S_STAT, { ...this.who, path }));
+  }
+  async unlink(path: string): Promise<void> {
+    bump(this.counters, 'P2S_UNLINK');
+    await this.pool.call(this.storage, Opcode.P2S_UNLINK, { ...this.who, path });
+  }
+}
