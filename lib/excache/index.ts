@@ -1,0 +1,7 @@
+// The ExCache (LegoOS pcache): public surface.
+export { ExCache, type SharedCacheState, type FlushOptions } from './excache.js';
+export { resolveGeometry, type ExCacheParams, type Geometry } from './params.js';
+export { POLICY_NAMES, type PolicyName, type EvictionPolicy } from './policy.js';
+export type { RemoteMemory, Translation, Translator } from './remote-memory.js';
+export { LocalRemoteMemory, type LocalRemoteMemoryOptions, type LocalRemoteMemoryState, type LocalRemoteMemoryStats } from './local-remote-memory.js';
+export { emptyStats, type CacheStats } from './stats.js';
