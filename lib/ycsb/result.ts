@@ -1,0 +1,44 @@
+// The result of one YCSB run on one backend (the JSON that `legoos bench ycsb --json` prints).
+import type { OpStats } from './stats.js';
+import type { OpType } from './workload.js';
+
+export type Backend = 'local' | 'redis' | 'remote';
+
+export interface YcsbResult {
+  backend: Backend;
+  workload: string;
+  records: number;
+  ops: number;
+  threads: number;
+  /** ExCache size / data size for the remote backend; null where there is no cache. */
+  cacheRatio: number | null;
+  seed: number;
+  loadSeconds: number;
+  loadThroughput: number;
+  runSeconds: number;
+  /** Run-phase operations per second. */
+  throughput: number;
+  perOp: Partial<Record<OpType, OpStats>>;
+  /** [latency µs, cumulative fraction] points per operation type. */
+  cdf: Partial<Record<OpType, [number, number][]>>;
+  /** Operations whose key was not found (0 in a correct run). */
+  notFound: number;
+  /** ExCache hit ratio over the run phase (remote backend). */
+  hitRatio?: number;
+  cacheStats?: Record<string, number>;
+  /** Bytes of store data (index + records) in the memory under test. */
+  dataBytes?: number;
+}
+
+/** The parameters every backend takes. */
+export interface YcsbParams {
+  workload: string;
+  records: number;
+  ops: number;
+  threads: number;
+  seed: number;
+  /** Remote only: ExCache size as a fraction of the data size. */
+  cacheRatio?: number | null;
+  /** Extra CoreWorkload properties (fieldCount, fieldLength, proportions, distribution...). */
+  overrides?: Partial<import('./workload.js').WorkloadSpec>;
+}
