@@ -1,4 +1,168 @@
-// Placeholder until its issue lands; replaced by the real command module.
-import type { Command } from 'commander';
+// Cluster commands: monitor (one monitor in this process), up, status, run, down.
+import path from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { LegoError } from '../../errors.js';
+import { clusterSecret, loadConfig, removeNodeState, writeNodeState, type Config, type Role } from '../../config/index.js';
+import type { MonitorHandle, MonitorOptions } from '../../monitors/common/types.js';
+import type { Address } from '../../net/index.js';
+import { down, globalAddressOf, status, up } from '../../cluster/local.js';
+import { formatStats, runProgram } from '../../cluster/run.js';
 
-export function register(_program: Command): void {}
+const DEFAULT_CONFIG = 'cluster.yaml';
+
+function int(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
+    return n;
+  };
+}
+
+function address(v: string): Address {
+  const m = /^(.+):(\d+)$/.exec(v);
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new InvalidArgumentError('expected host:port');
+  return { host: m[1]!, port: Number(m[2]) };
+}
+
+function configPath(opt: string | undefined): string {
+  return path.resolve(opt ?? process.env.LEGOOS_CONFIG ?? DEFAULT_CONFIG);
+}
+
+type StartFn = (cfg: Config, nid: number, opts: MonitorOptions) => Promise<MonitorHandle>;
+
+/** Each role's module exports a start function `(cfg, nid, opts) => MonitorHandle`. */
+async function starter(role: Role): Promise<StartFn> {
+  if (role === 'processor') return (await import('../../monitors/processor/index.js')).startProcessorMonitor;
+  // Loaded by name at run time: each role's module is owned by its monitor.
+  const spec = `../../monitors/${role}/index.js`;
+  const mod = (await import(spec)) as Record<string, unknown>;
+  const name = Object.keys(mod).find((k) => /^start[A-Za-z]*Monitor$/.test(k) && typeof mod[k] === 'function');
+  if (!name) throw new LegoError('ENOSYS', `lib/monitors/${role} exports no start…Monitor function`);
+  return mod[name] as StartFn;
+}
+
+async function runMonitor(role: Role, opts: { config: string; nid: number; global?: Address; port?: number }): Promise<void> {
+  const file = path.resolve(opts.config);
+  const cfg = loadConfig(file);
+  const start = await starter(role);
+  const handle = await start(cfg, opts.nid, { globalAddress: opts.global, port: opts.port });
+  // Published only once serving: `legoos up` takes this file as the readiness signal.
+  writeNodeState(file, { nid: opts.nid, role, pid: process.pid, host: handle.address.host, port: handle.address.port, startedAt: new Date().toISOString() });
+  process.stderr.write(`legoos: ${role} monitor ${opts.nid} serving on ${handle.address.host}:${handle.address.port} (pid ${process.pid})\n`);
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = () => {
+      if (stopping) return;
+      stopping = true;
+      const hard = setTimeout(() => process.exit(1), 5000);
+      hard.unref();
+      handle
+        .close()
+        .catch(() => undefined)
+        .finally(() => {
+          removeNodeState(file, opts.nid);
+          resolve();
+        });
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  // Worker threads or sockets of a monitor must not keep a stopped monitor alive.
+  process.exit(0);
+}
+
+export function register(program: Command): void {
+  // `legoos run prog.js --flag` must hand --flag to the program; legoos has no global options.
+  program.enablePositionalOptions();
+  program
+    .command('monitor')
+    .description('run one monitor of a cluster in this process (what `legoos up` spawns)')
+    .addArgument(program.createArgument('<role>', 'global | memory | storage | processor').choices(['global', 'memory', 'storage', 'processor']))
+    .requiredOption('--config <file>', 'cluster.yaml')
+    .requiredOption('--nid <n>', 'node id of this monitor in the config', int('--nid'))
+    .addOption(new Option('--global <host:port>', 'address of the global monitor (when its rpcPort is 0 in the config)').argParser(address))
+    .addOption(new Option('--port <n>', 'override the control-plane port').argParser(int('--port')))
+    .action((role: Role, o: { config: string; nid: number; global?: Address; port?: number }) => runMonitor(role, o));
+
+  program
+    .command('up')
+    .description('start every monitor of a cluster.yaml as its own process on this host and wait until all are ready')
+    .argument('[config]', 'cluster.yaml', DEFAULT_CONFIG)
+    .option('--timeout <ms>', 'bound on the start-up', int('--timeout'), 30_000)
+    .action(async (file: string, o: { timeout: number }) => {
+      const abs = configPath(file);
+      const cfg = loadConfig(abs);
+      const bar = new cliProgress.SingleBar(
+        { format: 'starting monitors [{bar}] {value}/{total} {message}', stream: process.stderr, hideCursor: false, clearOnComplete: false, noTTYOutput: true, notTTYSchedule: 500 },
+        cliProgress.Presets.shades_classic,
+      );
+      bar.start(cfg.nodes.length, 0, { message: '' });
+      try {
+        const state = await up(abs, { timeoutMs: o.timeout, onProgress: (p) => bar.update(p.ready, { message: p.message }) });
+        bar.update(state.nodes.length, { message: 'all ready' });
+        bar.stop();
+        for (const n of state.nodes) process.stdout.write(`${n.role.padEnd(9)} nid ${String(n.nid).padEnd(4)} pid ${String(n.pid).padEnd(8)} ${n.host}:${n.port}  log ${path.relative(process.cwd(), n.log)}\n`);
+        process.stdout.write(`cluster up (${state.nodes.length} monitors); state in ${path.relative(process.cwd(), path.join(path.dirname(abs), '.legoos', 'state.json'))}\n`);
+      } catch (err) {
+        bar.stop();
+        throw err;
+      }
+    });
+
+  program
+    .command('status')
+    .description('show the monitors of the running local cluster')
+    .option('--config <file>', 'cluster.yaml', undefined)
+    .option('--json', 'machine-readable output')
+    .action(async (o: { config?: string; json?: boolean }) => {
+      const s = await status(configPath(o.config));
+      if (o.json) {
+        process.stdout.write(JSON.stringify(s, null, 2) + '\n');
+        return;
+      }
+      if (!s.up) {
+        process.stdout.write(`no cluster running for ${s.config}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      process.stdout.write(`cluster ${s.config} (started ${s.startedAt})\n`);
+      for (const n of s.nodes) {
+        const load = n.role === 'processor' && n.threads !== undefined ? ` threads ${n.threads}` : n.freeBytes !== undefined ? ` free ${(n.freeBytes / 2 ** 20).toFixed(0)}/${((n.capacityBytes ?? 0) / 2 ** 20).toFixed(0)} MiB` : '';
+        const state = !n.running ? 'DEAD' : !n.responding ? 'NOT RESPONDING' : n.alive === false ? 'UNHEALTHY' : 'up';
+        process.stdout.write(`  ${n.role.padEnd(9)} nid ${String(n.nid).padEnd(4)} pid ${String(n.pid).padEnd(8)} ${n.host}:${n.port}  ${state}${load}\n`);
+      }
+    });
+
+  program
+    .command('run')
+    .description("run a program in a vNode of the running cluster; prints its output, exits with its exit code, statistics to stderr")
+    .requiredOption('--vnode <id>', 'vNode to run in', int('--vnode'))
+    .option('--user <name|uid>', "user of the vNode (default: the vNode's first user)")
+    .option('--config <file>', 'cluster.yaml', undefined)
+    .option('--quiet', 'do not print the statistics summary')
+    .argument('<program>', 'a .js module (or a .ts source of this package, run from dist/)')
+    .argument('[args...]', 'arguments for the program')
+    .passThroughOptions()
+    .action(async (prog: string, args: string[], o: { vnode: number; user?: string; config?: string; quiet?: boolean }) => {
+      const abs = configPath(o.config);
+      const cfg = loadConfig(abs);
+      const r = await runProgram(
+        { global: globalAddressOf(abs), secret: clusterSecret(cfg) },
+        { vnode: o.vnode, user: o.user, program: prog, args, stdout: (b) => process.stdout.write(b), stderr: (b) => process.stderr.write(b) },
+      );
+      if (!o.quiet) process.stderr.write(formatStats(r) + '\n');
+      process.exitCode = r.exitCode;
+    });
+
+  program
+    .command('down')
+    .description('stop the running local cluster (SIGTERM by PID, SIGKILL after a bound)')
+    .option('--config <file>', 'cluster.yaml', undefined)
+    .option('--grace <ms>', 'wait this long after SIGTERM before SIGKILL', int('--grace'), 3000)
+    .action(async (o: { config?: string; grace: number }) => {
+      const r = await down(configPath(o.config), { graceMs: o.grace });
+      if (r.stopped.length === 0) process.stdout.write('no cluster running\n');
+      for (const n of r.stopped) process.stdout.write(`stopped ${n.role} ${n.nid} (pid ${n.pid}${r.killed.includes(n.pid) ? ', SIGKILL' : ''})\n`);
+    });
+}

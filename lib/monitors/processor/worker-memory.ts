@@ -3,6 +3,7 @@
 // endpoint per memory monitor on first use (endpoint info swapped by P2M_CONNECT through the
 // main thread); line misses are then one-sided reads issued right here in the worker.
 import { LegoError, SyscallError } from '../../errors.js';
+import { Fabric } from '../../fabric/index.js';
 import { ExCache } from '../../excache/excache.js';
 import type { RemoteMemory, Translation } from '../../excache/remote-memory.js';
 import { emptyStats } from '../../excache/stats.js';
@@ -91,18 +92,10 @@ class BridgedFabricMemory implements RemoteMemory {
   }
 }
 
-async function openFabric(opts: CacheWorkerData['fabric']): Promise<FabricLike> {
-  // Resolved at run time so the processor builds while lib/fabric evolves.
-  const spec = '../../fabric/index.js';
-  const mod = (await import(spec)) as { Fabric?: { open(o: unknown): FabricLike | Promise<FabricLike> } };
-  if (!mod.Fabric) throw new LegoError('ENOSYS', 'lib/fabric does not export Fabric');
-  return await mod.Fabric.open(opts);
-}
-
 export async function workerMemory(data: unknown): Promise<WorkerMemory> {
   const d = data as CacheWorkerData | undefined;
   if (d?.memory !== 'excache') throw new LegoError('ENOSYS', `no memory backend for workerData.memory=${String(d?.memory)}`);
-  const fabric = await openFabric(d.fabric);
+  const fabric: FabricLike = Fabric.open({ ...d.fabric, nid: d.nid });
   const remote = new BridgedFabricMemory(fabric, new SyncBridgeClient(d.bridge));
   const cache = new ExCache(d.cache, remote);
   const memories = new Map<number, ProcessMemory>();
