@@ -1,0 +1,100 @@
+// The native addon's classes, declared once (zeromq.js style). Public wrappers live in index.ts.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FabricError } from '../errors.js';
+import type { EndpointInfo } from './types.js';
+
+export interface NativeFabricOptions {
+  provider: string;
+  host?: string;
+  port?: number;
+  device?: string;
+  ibPort?: number;
+  gidIndex?: number;
+  timeoutMs?: number;
+}
+
+export interface NativeFabric {
+  readonly provider: string;
+  /** tcp: the data port the target thread listens on; 0 when not listening. */
+  readonly port: number;
+  readonly closed: boolean;
+  close(): void;
+}
+
+export interface NativeMemoryRegion {
+  readonly addr: bigint;
+  readonly length: number;
+  readonly lkey: number;
+  readonly rkey: number;
+  close(): void;
+}
+
+export interface NativeEndpoint {
+  readonly localInfo: EndpointInfo;
+  readonly outstanding: number;
+  readonly closed: boolean;
+  connect(remote: EndpointInfo): Promise<void>;
+  connectSync(remote: EndpointInfo): void;
+  read(mr: NativeMemoryRegion, localOffset: number, remoteAddr: bigint, rkey: number, length: number): Promise<void>;
+  write(mr: NativeMemoryRegion, localOffset: number, remoteAddr: bigint, rkey: number, length: number): Promise<void>;
+  compareAndSwap(mr: NativeMemoryRegion, localOffset: number, remoteAddr: bigint, rkey: number, compare: bigint, swap: bigint): Promise<bigint>;
+  fetchAndAdd(mr: NativeMemoryRegion, localOffset: number, remoteAddr: bigint, rkey: number, add: bigint): Promise<bigint>;
+  readSync(mr: NativeMemoryRegion, localOffset: number, remoteAddr: bigint, rkey: number, length: number): void;
+  writeSync(mr: NativeMemoryRegion, localOffset: number, remoteAddr: bigint, rkey: number, length: number): void;
+  compareAndSwapSync(mr: NativeMemoryRegion, localOffset: number, remoteAddr: bigint, rkey: number, compare: bigint, swap: bigint): bigint;
+  fetchAndAddSync(mr: NativeMemoryRegion, localOffset: number, remoteAddr: bigint, rkey: number, add: bigint): bigint;
+  close(): void;
+}
+
+export interface NativeGid {
+  index: number;
+  gid: string;
+}
+export interface NativePort {
+  port: number;
+  state: string;
+  stateNum: number;
+  activeMtu: number;
+  lid: number;
+  linkLayer: string;
+  gids: NativeGid[];
+}
+export interface NativeDevice {
+  name: string;
+  nodeGuid: string;
+  ports: NativePort[];
+}
+
+export interface NativeAddon {
+  Fabric: new (opts: NativeFabricOptions) => NativeFabric;
+  MemoryRegion: new (fabric: NativeFabric, view: Uint8Array) => NativeMemoryRegion;
+  Endpoint: new (fabric: NativeFabric) => NativeEndpoint;
+  setErrorClass(ctor: typeof FabricError): void;
+  providers(): string[];
+  devices(): NativeDevice[];
+}
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+/** Where `npm install` (scripts/build-native.js) puts the addon. */
+export const addonPath = join(root, 'build', 'Release', 'legoos_fabric.node');
+
+let loaded: NativeAddon | undefined;
+
+/** Loads the addon once per thread (each worker gets its own instance data in C++). */
+export function native(): NativeAddon {
+  if (loaded) return loaded;
+  if (!existsSync(addonPath)) {
+    throw new FabricError(
+      'ENOADDON',
+      `the fabric addon is not built (${addonPath} is missing). Fix: run \`npm install\` (or \`npm run build:native\`) in ${root}`,
+    );
+  }
+  const require = createRequire(import.meta.url);
+  const addon = require(addonPath) as NativeAddon;
+  addon.setErrorClass(FabricError);
+  loaded = addon;
+  return addon;
+}
