@@ -6,3 +6,5 @@ export { buildImage, LabError, GUEST_MODULES } from './image.js';
 export type { GuestImage } from './image.js';
 export { runPerftest, parsePerftest } from './perftest.js';
 export type { PerftestResult, PerftestOptions, PerftestOp } from './perftest.js';
+export { runFabricBenchInLab, runPeers, PEER_PORT } from './fabric-bench.js';
+export type { LabFabricBenchOptions, LabFabricBenchResult, FabricBenchRow, PeerRunOptions, ErrorCase, LatencyRow } from './fabric-bench.js';

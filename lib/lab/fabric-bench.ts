@@ -1,0 +1,147 @@
+// The fabric across two lab VMs: our one-sided READ/WRITE (fabric-peer.js in each VM) next to
+// perftest on the same rxe link, in the same run, with the ratio.
+import { join } from 'node:path';
+import type { ProviderName } from '../fabric/types.js';
+import type { ErrorCase, LatencyRow } from './fabric-peer.js';
+import { LabError } from './image.js';
+import { down, exec, readState, status, up } from './lab.js';
+import { projectRoot } from './paths.js';
+import { runPerftest, type PerftestResult } from './perftest.js';
+
+export const PEER_PORT = 7471;
+
+export interface PeerRunOptions {
+  provider?: ProviderName;
+  /** VM that serves the region (default vm1) and VM that initiates (default vm0). */
+  targetVm?: string;
+  initiatorVm?: string;
+  timeoutMs?: number;
+  /** Extra fabric-peer.js arguments for the initiator, e.g. ['--iters', '50']. */
+  args?: string[];
+}
+
+function peerScript(): string {
+  return join(projectRoot(), 'dist', 'lib', 'lab', 'fabric-peer.js');
+}
+
+/** Run fabric-peer.js `mode` in the initiator VM against a target started in the other VM. */
+export async function runPeers<T>(mode: 'bench' | 'errors', opts: PeerRunOptions = {}): Promise<T> {
+  const state = readState();
+  if (!state || state.vms.length < 2) throw new LabError('ENOLAB', 'needs a lab of 2 VMs: run legoos lab up --vms 2');
+  const provider = opts.provider ?? 'verbs';
+  const targetVm = state.vms.find((v) => v.name === (opts.targetVm ?? 'vm1'));
+  const initVm = opts.initiatorVm ?? 'vm0';
+  if (!targetVm) throw new LabError('ENOVM', `no VM ${opts.targetVm}`);
+  const timeoutMs = opts.timeoutMs ?? 240_000;
+  const node = process.execPath;
+  const common = ['--provider', provider, ...(provider === 'verbs' ? ['--device', 'rxe0', '--gid-index', '1'] : [])];
+  const target = exec(targetVm.name, [node, peerScript(), 'target', ...common, '--host', targetVm.ip, '--port', String(PEER_PORT),
+    '--lifetime', String(Math.ceil(timeoutMs / 1000))], { timeoutMs, cwd: projectRoot() });
+  const init = exec(initVm, [node, peerScript(), mode, ...common, '--target', `${targetVm.ip}:${PEER_PORT}`, ...(opts.args ?? [])],
+    { timeoutMs, cwd: projectRoot() });
+  const [t, i] = await Promise.allSettled([target, init]);
+  if (i.status === 'rejected') throw i.reason;
+  const tOut = t.status === 'fulfilled' ? `exit ${t.value.exitCode}: ${t.value.stdout}${t.value.stderr}` : String(t.reason);
+  if (i.value.exitCode !== 0) {
+    throw new LabError('EPEER', `fabric-peer ${mode} in ${initVm} exited ${i.value.exitCode}: ${i.value.stderr.trim().slice(-800)}\ntarget in ${targetVm.name}: ${tOut.slice(-800)}`);
+  }
+  const line = i.value.stdout.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(line) as T;
+  } catch {
+    throw new LabError('EPEER', `fabric-peer ${mode} printed no JSON: ${i.value.stdout.slice(-400)}`);
+  }
+}
+
+export interface FabricBenchRow {
+  op: 'read' | 'write';
+  bytes: number;
+  /** Our async one-sided op, p50 over the iterations. */
+  oursP50Us: number;
+  /** Our worker-thread path (post + busy-poll), p50. */
+  oursSyncP50Us: number;
+  perftestTypicalUs: number;
+  /** ours p50 / perftest typical (1.0 = as fast as perftest). */
+  ratio: number;
+  syncRatio: number;
+}
+
+export interface LabFabricBenchResult {
+  provider: ProviderName;
+  accel: string;
+  kernelVersion: string;
+  iterations: number;
+  perftestIterations: { read: number; write: number };
+  rows: FabricBenchRow[];
+  ours: LatencyRow[];
+  perftest: PerftestResult[];
+  note: string;
+}
+
+export interface LabFabricBenchOptions {
+  provider?: ProviderName;
+  sizes?: number[];
+  iterations?: number;
+  /** perftest iterations; ib_write_lat is a WRITE ping-pong (~22 ms a round under TCG): keep it small. */
+  perftestReadIterations?: number;
+  perftestWriteIterations?: number;
+  /** Boot a 2-VM lab if none is up (and stop it afterwards). Default true. */
+  boot?: boolean;
+  onProgress?: (step: string) => void;
+}
+
+export async function runFabricBenchInLab(opts: LabFabricBenchOptions = {}): Promise<LabFabricBenchResult> {
+  const progress = opts.onProgress ?? (() => {});
+  const sizes = opts.sizes ?? [64, 4096];
+  const iterations = opts.iterations ?? 50;
+  const provider = opts.provider ?? 'verbs';
+  for (const s of sizes) if (!Number.isInteger(s) || s < 1 || s > 1 << 20) throw new RangeError(`sizes: ${s} is not an integer 1..1048576`);
+  if (!Number.isInteger(iterations) || iterations < 5) throw new RangeError(`iterations must be an integer >= 5, got ${iterations}`);
+  const pr = opts.perftestReadIterations ?? 100;
+  const pw = opts.perftestWriteIterations ?? 20;
+  let booted = false;
+  const s = status();
+  if (!s.up || s.vms.length < 2) {
+    if (opts.boot === false) throw new LabError('ENOLAB', 'the lab is not up with 2 VMs: run legoos lab up --vms 2');
+    if (s.state) await down();
+    progress('booting a 2-VM lab');
+    await up({ vms: 2, onProgress: progress });
+    booted = true;
+  }
+  try {
+    const state = readState()!;
+    progress(`our ${provider} READ/WRITE, ${iterations} iterations per size`);
+    const ours = await runPeers<{ rows: LatencyRow[] }>('bench', {
+      provider, args: ['--sizes', sizes.join(','), '--iters', String(iterations), '--warmup', '5'],
+    });
+    const perftest: PerftestResult[] = [];
+    for (const bytes of sizes) {
+      progress(`perftest ib_read_lat / ib_write_lat at ${bytes} B`);
+      perftest.push(await runPerftest({ op: 'read', bytes, iterations: pr }));
+      perftest.push(await runPerftest({ op: 'write', bytes, iterations: pw }));
+    }
+    const rows: FabricBenchRow[] = [];
+    const r2 = (x: number) => Math.round(x * 1000) / 1000;
+    for (const bytes of sizes) {
+      for (const op of ['read', 'write'] as const) {
+        const a = ours.rows.find((r) => r.op === op && r.bytes === bytes)!;
+        const sync = ours.rows.find((r) => r.op === `${op}Sync` && r.bytes === bytes)!;
+        const p = perftest.find((r) => r.tool === (op === 'read' ? 'ib_read_lat' : 'ib_write_lat') && r.bytes === bytes)!;
+        rows.push({
+          op, bytes, oursP50Us: a.p50Us, oursSyncP50Us: sync.p50Us, perftestTypicalUs: p.typicalUs,
+          ratio: r2(a.p50Us / p.typicalUs), syncRatio: r2(sync.p50Us / p.typicalUs),
+        });
+      }
+    }
+    return {
+      provider, accel: state.accel, kernelVersion: state.kernelVersion, iterations,
+      perftestIterations: { read: pr, write: pw }, rows, ours: ours.rows, perftest,
+      note: 'ib_write_lat reports half of a WRITE ping-pong round trip; ours is one WRITE to completion. ' +
+        (state.accel === 'tcg' ? 'TCG-emulated VMs: compare ratios, not absolute latencies.' : ''),
+    };
+  } finally {
+    if (booted) await down();
+  }
+}
+
+export type { ErrorCase, LatencyRow };
