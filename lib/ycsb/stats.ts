@@ -52,16 +52,19 @@ export function summarize(threads: RawLatencies[]): Summary {
   const cdf: Summary['cdf'] = {};
   for (const [op, h] of hists) {
     if (h.totalCount === 0) continue;
+    // HDR reports the top of a percentile's bucket, which can exceed the exact max: clamp.
+    const max = h.maxValue;
+    const at = (p: number): number => us(Math.min(h.getValueAtPercentile(p), max));
     perOp[op] = {
       count: h.totalCount,
-      p50: us(h.getValueAtPercentile(50)),
-      p90: us(h.getValueAtPercentile(90)),
-      p99: us(h.getValueAtPercentile(99)),
-      p999: us(h.getValueAtPercentile(99.9)),
-      max: us(h.maxValue),
+      p50: at(50),
+      p90: at(90),
+      p99: at(99),
+      p999: at(99.9),
+      max: us(max),
       mean: Math.round(h.mean) / 1000,
     };
-    cdf[op] = CDF_PERCENTILES.map((p) => [us(h.getValueAtPercentile(p)), p / 100] as [number, number]);
+    cdf[op] = CDF_PERCENTILES.map((p) => [at(p), p / 100] as [number, number]);
     h.destroy();
   }
   return { perOp, cdf };

@@ -1,4 +1,226 @@
-// Placeholder until its issue lands; replaced by the real command module.
-import type { Command } from 'commander';
+// legoos bench ycsb: YCSB core workloads on disaggregated memory (remote), with the local-DRAM
+// baseline and Redis measured in the same run; table for people, --json for machines, --out for
+// JSON + SVG/PNG plots.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { cdfSvg, svgToPng, throughputSvg } from '../../ycsb/plot.js';
+import { BACKENDS, runYcsb, type Backend, type YcsbResult } from '../../ycsb/runner.js';
+import { OP_TYPES, type OpType } from '../../ycsb/workload.js';
 
-export function register(_program: Command): void {}
+export interface BenchYcsbOptions {
+  workload: string[];
+  records: number;
+  ops: number;
+  threads: number;
+  cacheRatio: number[];
+  backends: Backend[];
+  json: boolean;
+  out?: string;
+  seed: number;
+  redis?: string;
+  config?: string;
+  progress: boolean;
+}
+
+export interface RatioRow {
+  workload: string;
+  backend: Backend;
+  cacheRatio: number | null;
+  /** backend / local; for throughput < 1 means slower than local. */
+  throughput: number;
+  perOp: Partial<Record<OpType, { p50: number; p90: number; p99: number; p999: number; max: number }>>;
+  hitRatio?: number;
+}
+
+export interface BenchYcsbReport {
+  benchmark: 'ycsb';
+  params: Omit<BenchYcsbOptions, 'json' | 'out' | 'progress'>;
+  results: YcsbResult[];
+  /** Every non-local result relative to the local baseline of the same workload. */
+  ratios: RatioRow[];
+}
+
+const posInt = (name: string) => (v: string): number => {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer`);
+  return n;
+};
+
+function list<T>(parse: (s: string) => T) {
+  return (v: string): T[] => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map(parse);
+}
+
+const parseWorkload = (s: string): string => {
+  const w = s.toLowerCase();
+  if (!/^[a-f]$/.test(w)) throw new InvalidArgumentError(`workload must be one of a..f, got '${s}'`);
+  return w;
+};
+const parseBackend = (s: string): Backend => {
+  if (!(BACKENDS as readonly string[]).includes(s)) throw new InvalidArgumentError(`backend must be one of ${BACKENDS.join(', ')}, got '${s}'`);
+  return s as Backend;
+};
+const parseRatio = (s: string): number => {
+  const n = Number(s);
+  if (!(n > 0)) throw new InvalidArgumentError(`cache ratio must be a number > 0, got '${s}'`);
+  return n;
+};
+
+export function ratioRows(results: YcsbResult[]): RatioRow[] {
+  const rows: RatioRow[] = [];
+  for (const r of results) {
+    if (r.backend === 'local') continue;
+    const base = results.find((b) => b.backend === 'local' && b.workload === r.workload);
+    if (!base) continue;
+    const perOp: RatioRow['perOp'] = {};
+    for (const op of OP_TYPES) {
+      const a = r.perOp[op];
+      const b = base.perOp[op];
+      if (!a || !b) continue;
+      const q = (x: number, y: number): number => (y > 0 ? Number((x / y).toFixed(3)) : 0);
+      perOp[op] = { p50: q(a.p50, b.p50), p90: q(a.p90, b.p90), p99: q(a.p99, b.p99), p999: q(a.p999, b.p999), max: q(a.max, b.max) };
+    }
+    const row: RatioRow = { workload: r.workload, backend: r.backend, cacheRatio: r.cacheRatio, throughput: base.throughput > 0 ? Number((r.throughput / base.throughput).toFixed(4)) : 0, perOp };
+    if (r.hitRatio !== undefined) row.hitRatio = r.hitRatio;
+    rows.push(row);
+  }
+  return rows;
+}
+
+const f = (v: number, w: number, d = 1): string => (Number.isFinite(v) ? v.toFixed(d) : '-').padStart(w);
+
+export function formatTable(report: BenchYcsbReport): string {
+  const p = report.params;
+  const lines: string[] = [];
+  for (const wl of p.workload) {
+    lines.push(`YCSB workload ${wl.toUpperCase()}: records ${p.records}, ops ${p.ops}, threads ${p.threads}, seed ${p.seed} (latencies in µs)`);
+    lines.push(`${'backend'.padEnd(16)}${'op'.padEnd(17)}${'count'.padStart(8)}${'p50'.padStart(10)}${'p90'.padStart(10)}${'p99'.padStart(10)}${'p99.9'.padStart(10)}${'max'.padStart(11)}${'ops/s'.padStart(12)}${'hit'.padStart(8)}`);
+    for (const r of report.results.filter((x) => x.workload === wl)) {
+      const name = r.cacheRatio != null ? `${r.backend}@${r.cacheRatio}` : r.backend;
+      let first = true;
+      for (const op of OP_TYPES) {
+        const s = r.perOp[op];
+        if (!s) continue;
+        lines.push(
+          `${(first ? name : '').padEnd(16)}${op.padEnd(17)}${String(s.count).padStart(8)}${f(s.p50, 10, 2)}${f(s.p90, 10, 2)}${f(s.p99, 10, 2)}${f(s.p999, 10, 2)}${f(s.max, 11, 1)}` +
+            `${first ? f(r.throughput, 12, 0) : ''.padStart(12)}${first && r.hitRatio !== undefined ? f(r.hitRatio * 100, 7, 1) + '%' : ''}`,
+        );
+        first = false;
+      }
+      if (r.notFound > 0) lines.push(`${''.padEnd(16)}WARNING: ${r.notFound} operations found no record`);
+    }
+    const rows = report.ratios.filter((x) => x.workload === wl);
+    if (rows.length > 0) {
+      lines.push('ratio to local (latency: x times local; throughput: fraction of local)');
+      for (const row of rows) {
+        const name = row.cacheRatio != null ? `${row.backend}@${row.cacheRatio}` : row.backend;
+        const ops = Object.entries(row.perOp)
+          .map(([op, q]) => `${op} p50 ${q!.p50}x p99 ${q!.p99}x p99.9 ${q!.p999}x`)
+          .join('; ');
+        lines.push(`  ${name.padEnd(14)} throughput ${row.throughput}x; ${ops}${row.hitRatio !== undefined ? `; hit ratio ${(row.hitRatio * 100).toFixed(1)}%` : ''}`);
+      }
+    }
+    lines.push('');
+  }
+  return lines.join('\n');
+}
+
+/** Run every (workload, backend, cache ratio) combination; the cache ratio applies to remote only. */
+export async function benchYcsb(o: BenchYcsbOptions): Promise<BenchYcsbReport> {
+  const results: YcsbResult[] = [];
+  const useBar = o.progress && process.stderr.isTTY === true;
+  for (const workload of o.workload) {
+    for (const backend of o.backends) {
+      const ratios: (number | null)[] = backend === 'remote' ? o.cacheRatio : [null];
+      for (const cacheRatio of ratios) {
+        const label = `${workload.toUpperCase()} ${backend}${cacheRatio != null ? `@${cacheRatio}` : ''}`;
+        const bar = useBar
+          ? new cliProgress.SingleBar({ stream: process.stderr, format: '{label} {phase} [{bar}] {percentage}% {value}/{total}', hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic)
+          : null;
+        let phase = '';
+        try {
+          const r = await runYcsb({
+            backend,
+            workload,
+            records: o.records,
+            ops: o.ops,
+            threads: o.threads,
+            seed: o.seed,
+            cacheRatio,
+            ...(o.redis !== undefined ? { redis: o.redis } : {}),
+            ...(o.config !== undefined ? { config: o.config } : {}),
+            onProgress: (ph, done, total) => {
+              if (!bar) return;
+              if (ph !== phase) {
+                if (phase) bar.stop();
+                phase = ph;
+                bar.start(total, done, { label, phase: ph });
+              } else bar.update(done);
+            },
+          });
+          results.push(r);
+        } finally {
+          bar?.stop();
+        }
+      }
+    }
+  }
+  const { json: _j, out: _o, progress: _p, ...params } = o;
+  return { benchmark: 'ycsb', params, results, ratios: ratioRows(results) };
+}
+
+export async function writeOutputs(dir: string, report: BenchYcsbReport): Promise<string[]> {
+  mkdirSync(dir, { recursive: true });
+  const files: string[] = [];
+  const put = (name: string, data: string | Buffer): void => {
+    writeFileSync(join(dir, name), data);
+    files.push(join(dir, name));
+  };
+  put('ycsb.json', JSON.stringify(report, null, 2) + '\n');
+  for (const wl of report.params.workload) {
+    const rs = report.results.filter((r) => r.workload === wl);
+    for (const backend of new Set(rs.map((r) => r.backend))) {
+      const svg = cdfSvg(rs.filter((r) => r.backend === backend));
+      put(`ycsb-${wl}-cdf-${backend}.svg`, svg);
+      put(`ycsb-${wl}-cdf-${backend}.png`, await svgToPng(svg));
+    }
+    if (rs.filter((r) => r.backend === 'remote').length > 1) {
+      const svg = throughputSvg(rs);
+      put(`ycsb-${wl}-throughput-vs-cache-ratio.svg`, svg);
+      put(`ycsb-${wl}-throughput-vs-cache-ratio.png`, await svgToPng(svg));
+    }
+  }
+  return files;
+}
+
+export function register(bench: Command): void {
+  bench
+    .command('ycsb')
+    .description('YCSB core workloads over disaggregated memory (remote) vs local DRAM vs Redis')
+    .addOption(new Option('-w, --workload <list>', 'YCSB core workload(s) a..f, comma-separated').argParser(list(parseWorkload)).default(['a']))
+    .addOption(new Option('--records <n>', 'records loaded').argParser(posInt('--records')).default(10000))
+    .addOption(new Option('--ops <n>', 'operations in the run phase').argParser(posInt('--ops')).default(50000))
+    .addOption(new Option('--threads <n>', 'client threads (one connection each for Redis)').argParser(posInt('--threads')).default(1))
+    .addOption(new Option('--cache-ratio <list>', 'ExCache size / data size for the remote backend, comma-separated').argParser(list(parseRatio)).default([1.0]))
+    .addOption(new Option('--backends <list>', `backends among ${BACKENDS.join(',')}`).argParser(list(parseBackend)).default(['local', 'redis']))
+    .addOption(new Option('--seed <n>', 'PRNG seed').argParser((v) => {
+      const n = Number(v);
+      if (!Number.isSafeInteger(n)) throw new InvalidArgumentError('--seed must be an integer');
+      return n;
+    }).default(1))
+    .option('--redis <host:port>', 'use this Redis instead of starting a redis-server')
+    .option('--config <file>', 'cluster.yaml for the remote backend (default: the embedded local cluster)')
+    .option('--json', 'print one JSON document instead of the table', false)
+    .option('--out <dir>', 'write ycsb.json and latency CDF / throughput plots (SVG + PNG) to this directory')
+    .option('--no-progress', 'no progress bar on stderr')
+    .action(async (opts: BenchYcsbOptions) => {
+      const report = await benchYcsb(opts);
+      if (opts.json) process.stdout.write(JSON.stringify(report) + '\n');
+      else process.stdout.write(formatTable(report) + '\n');
+      if (opts.out) {
+        const files = await writeOutputs(opts.out, report);
+        process.stderr.write(`wrote ${files.length} files to ${opts.out}\n`);
+      }
+    });
+}
