@@ -3,6 +3,8 @@
 import t from 'tap';
 import { exec, status } from '../../lib/lab/index.js';
 import { runPerftest } from '../../lib/lab/perftest.js';
+import { runPeers, type ErrorCase, type LatencyRow } from '../../lib/lab/fabric-bench.js';
+import { Fabric } from '../../lib/fabric/index.js';
 import { ensureLab, labSkipReason, releaseLab, type LabHandle } from './fixtures/lab-env.js';
 
 const skip = labSkipReason();
@@ -51,4 +53,38 @@ if (skip) {
     t.ok(write.typicalUs > 0);
     t.comment(`ib_read_lat 64 B typical ${read.typicalUs} us; ib_write_lat 64 B typical ${write.typicalUs} us`);
   });
+
+  function verbsMissing(): string | false {
+    try {
+      return Fabric.providers().includes('verbs') ? false : `the fabric addon has no verbs provider (providers: ${Fabric.providers().join(', ')}; it needs libibverbs-dev at build time)`;
+    } catch (err) {
+      return `the fabric addon does not load: ${(err as Error).message}`;
+    }
+  }
+
+  for (const provider of ['verbs', 'tcp'] as const) {
+    const skipProvider = provider === 'verbs' ? verbsMissing() : false;
+
+    t.test(`${provider}: bad rkey, out-of-bounds and dead peer across the VMs`, { skip: skipProvider }, async (t) => {
+      const r = await runPeers<{ provider: string; cases: ErrorCase[] }>('errors', { provider, args: ['--op-timeout', '15000'] });
+      t.equal(r.provider, provider);
+      const byName = new Map(r.cases.map((c) => [c.name, c]));
+      t.equal(byName.get('read with a bad rkey')?.code, 'IBV_WC_REM_ACCESS_ERR');
+      t.equal(byName.get('read past the end of the region')?.code, 'IBV_WC_REM_ACCESS_ERR');
+      t.equal(byName.get('write before the start of the region')?.code, 'IBV_WC_REM_ACCESS_ERR');
+      t.equal(byName.get('target still serves correct data after the errors')?.code, 'data');
+      t.equal(byName.get('read from a dead peer')?.code, provider === 'verbs' ? 'IBV_WC_RETRY_EXC_ERR' : 'IBV_WC_WR_FLUSH_ERR');
+      t.equal(r.cases.length, 5);
+    });
+
+    t.test(`${provider}: one-sided READ/WRITE at 64 B and 4 KiB across the VMs`, { skip: skipProvider }, async (t) => {
+      // fabric-peer verifies the READ data against the target's pattern before timing anything.
+      const r = await runPeers<{ provider: string; rows: LatencyRow[] }>('bench', { provider, args: ['--iters', '10', '--warmup', '2'] });
+      t.same(r.rows.map((x) => `${x.op}/${x.bytes}/${x.iterations}`), [
+        'read/64/10', 'write/64/10', 'readSync/64/10', 'writeSync/64/10',
+        'read/4096/10', 'write/4096/10', 'readSync/4096/10', 'writeSync/4096/10',
+      ]);
+      for (const x of r.rows) t.ok(x.minUs > 0 && x.minUs <= x.p50Us && x.p50Us <= x.maxUs, `${x.op}/${x.bytes} latencies are ordered`);
+    });
+  }
 }
