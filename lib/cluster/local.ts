@@ -189,6 +189,32 @@ export async function up(configPath: string, opts: UpOptions = {}): Promise<Clus
   }
 }
 
+/** (Re)start one monitor of a running cluster, e.g. a replacement for a processor that died. */
+export async function startMonitor(configPath: string, nid: number, opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<NodeRecord> {
+  const abs = path.resolve(configPath);
+  const cfg = loadConfig(abs);
+  const state = readState(abs);
+  if (!state) throw new LegoError('ENOTUP', `no running cluster for ${abs}`);
+  const node = cfg.nodes.find((n) => n.nid === nid);
+  if (!node) throw new ConfigError(`no node with nid ${nid} in ${abs}`);
+  const old = state.nodes.find((n) => n.nid === nid);
+  if (old && pidAlive(old.pid)) throw new LegoError('EBUSY', `${old.role} monitor ${nid} is still running (pid ${old.pid})`);
+  const g = state.nodes.find((n) => n.role === 'global');
+  const global = node.role === 'global' || !g ? undefined : { host: g.host, port: g.port };
+  const { pid, log } = spawnMonitor(abs, node.role, nid, global, opts.env);
+  const rec: NodeRecord = { nid, role: node.role, pid, host: '', port: 0, log };
+  state.nodes = [...state.nodes.filter((n) => n.nid !== nid), rec];
+  writeState(abs, state);
+  try {
+    await waitReady(abs, cfg, rec, Date.now() + (opts.timeoutMs ?? 20_000));
+  } catch (err) {
+    await stopNodes([rec]);
+    throw err;
+  }
+  writeState(abs, state);
+  return rec;
+}
+
 /** SIGTERM each pid, then SIGKILL whatever is still alive after `graceMs`. */
 export async function stopNodes(nodes: { pid: number }[], graceMs = 3000): Promise<number[]> {
   const alive = nodes.filter((n) => n.pid > 0 && pidAlive(n.pid));
