@@ -199,6 +199,9 @@ export class ProcessorMonitor {
     const backend: ProcessBackend = {
       space,
       storage: new RemoteStorage(this.pool, p.storage, { vnode: p.vnode, uid }, rpc),
+      threads: (delta) => {
+        void this.pool.call(this.opts.global, Opcode.P2G_THREADS, { vnode: p.vnode, pid: p.pid, delta }).catch((err) => this.log.debug({ err }, 'P2G_THREADS failed'));
+      },
       release: async (asid) => {
         // The memory is freed right after, so dirty lines are dropped rather than written back.
         await this.runtime.invalidate(asid).catch((err) => this.log.warn({ err, pid: p.pid }, 'cache invalidation at exit failed'));

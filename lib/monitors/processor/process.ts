@@ -21,6 +21,8 @@ export interface StorageService {
 export interface ProcessBackend {
   space: AddressSpace;
   storage: StorageService;
+  /** A thread other than the main one started (+1) or ended (-1): GPM balances on threads. */
+  threads?(delta: number): void;
   /** Process teardown: drop its cache lines, free its memory (P2M_EXIT). */
   release(asid: number): Promise<void>;
 }
@@ -185,7 +187,8 @@ export class Process {
         this.exitCode ??= a[0] as number;
         return { value: undefined };
       case 'spawn': {
-        const out = await this.startThread(a[0] as string, a[1]);
+        this.backend.threads?.(1);
+        const out = await this.startThread(a[0] as string, a[1]).finally(() => this.backend.threads?.(-1));
         if (out.kind === 'return') return { value: out.value };
         if (out.kind === 'exit') throw new SyscallError(EXITED, 'process exiting');
         throw new SyscallError(out.code, out.message);
