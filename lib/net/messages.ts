@@ -210,8 +210,12 @@ export const schemas = {
 
   [Opcode.M2M_TRANSLATE]: { req: Proc.extend({ vaddr: VAddr }), res: Translation },
   [Opcode.M2M_FREE]: {
-    /** Chunk-aligned virtual bases the home monitor found no longer mapped. */
-    req: Proc.extend({ chunks: z.array(VAddr).max(1 << 20) }),
+    /** chunks: chunk-aligned virtual bases no longer mapped at all (freed); ranges: unmapped
+     *  parts of chunks still partly mapped (zeroed). Each range lies inside one chunk. */
+    req: Proc.extend({
+      chunks: z.array(VAddr).max(1 << 20).default([]),
+      ranges: z.array(z.object({ vaddr: VAddr, length: Length })).max(1 << 20).default([]),
+    }),
     res: z.object({ freedChunks: z.number().int().nonnegative() }),
   },
   [Opcode.M2M_EXIT]: { req: Proc, res: z.object({ freedChunks: z.number().int().nonnegative() }) },

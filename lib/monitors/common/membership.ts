@@ -40,9 +40,25 @@ export class Membership {
 
   constructor(private readonly opts: MembershipOptions) {}
 
+  /** Set our advertised address once the server is bound (the port may be ephemeral). */
+  setSelf(addr: Address): void {
+    this.opts.self = addr;
+  }
+
   /** Register now (rejects when the global monitor is unreachable), then heartbeat every interval. */
-  async start(): Promise<void> {
-    await this.ensureRegistered();
+  async start(retryForMs = 10_000): Promise<void> {
+    const deadline = Date.now() + retryForMs;
+    for (;;) {
+      try {
+        await this.ensureRegistered();
+        break;
+      } catch (err) {
+        // Monitors may start before the global monitor listens; a refusal is final.
+        const code = (err as { code?: string }).code;
+        if (this.stopped || Date.now() >= deadline || code === 'EAUTH' || code === 'EINVAL' || code === 'ENOENT' || code === 'EACCES') throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
     this.timer = setInterval(() => void this.tick(), this.opts.intervalMs);
     this.timer.unref();
   }

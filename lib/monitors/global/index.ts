@@ -1,0 +1,369 @@
+// The global monitor: GPM (process placement, pids), GMM (home memory monitor per process, owner
+// per vRegion), GSM (storage monitor per vNode) and membership (registration, heartbeats, death).
+// It sits off every data path: processors and memory monitors ask it only when a process starts
+// or exits and when a vRegion gets its first mapping.
+import { RpcError, SyscallError } from '../../errors.js';
+import { logger as rootLogger, type Logger } from '../../log.js';
+import { clusterSecret, nodeById, storageNidOf, type Config, type NodeConfig } from '../../config/index.js';
+import { Opcode } from '../../net/opcodes.js';
+import type { NodeInfo, NodeRef, Req, Res } from '../../net/messages.js';
+import { RpcPool, RpcServer, type RpcServerStats } from '../../net/rpc.js';
+import type { MonitorHandle, MonitorOptions } from '../common/types.js';
+
+type Role = NodeConfig['role'];
+
+interface Member {
+  cfg: NodeConfig;
+  role: Role;
+  host: string;
+  port: number;
+  registered: boolean;
+  alive: boolean;
+  lastSeenMs: number;
+  capacityBytes?: number;
+  freeBytes?: number;
+  /** GMM: bytes of vRegion mappings assigned to this memory node and not yet released. */
+  committedBytes: number;
+  cores?: number;
+  /** GPM: running threads of the processes placed here. */
+  threads: number;
+  homeProcesses: number;
+  fabric?: NodeInfo['fabric'];
+}
+
+interface ProcessRecord {
+  vnode: number;
+  pid: number;
+  processorNid: number;
+  homeNid: number;
+  storageNid: number;
+  threads: number;
+  /** vRegion index → owner nid and bytes committed there for this process. */
+  vregions: Map<number, { ownerNid: number; committed: number }>;
+}
+
+export interface GlobalMonitorOptions extends MonitorOptions {
+  /** Override defaults.heartbeatTimeoutMs (tests). */
+  heartbeatTimeoutMs?: number;
+}
+
+export interface GlobalStats {
+  nodes: NodeInfo[];
+  processes: number;
+  nextPid: number;
+  deaths: number;
+  rpc: RpcServerStats;
+}
+
+export interface GlobalMonitorHandle extends MonitorHandle<GlobalStats> {
+  /** Membership view (same as X2G_NODES). */
+  nodes(): NodeInfo[];
+}
+
+const REG_ROLE: Partial<Record<number, Role>> = {
+  [Opcode.P2G_REGISTER]: 'processor',
+  [Opcode.M2G_REGISTER]: 'memory',
+  [Opcode.S2G_REGISTER]: 'storage',
+};
+
+class GlobalMonitor {
+  readonly server: RpcServer;
+  private readonly pool: RpcPool;
+  private readonly log: Logger;
+  private readonly members = new Map<number, Member>();
+  private readonly processes = new Map<number, ProcessRecord>();
+  private nextPid = 1;
+  private deaths = 0;
+  private sweeper: NodeJS.Timeout | null = null;
+  private readonly intervalMs: number;
+  private readonly timeoutMs: number;
+
+  constructor(
+    private readonly cfg: Config,
+    readonly nid: number,
+    private readonly opts: GlobalMonitorOptions,
+  ) {
+    const self = nodeById(cfg, nid);
+    if (self.role !== 'global') throw new RangeError(`node ${nid} is a ${self.role} node, not global`);
+    this.log = (opts.logger ?? rootLogger).child({ component: 'global', nid });
+    this.intervalMs = opts.heartbeatIntervalMs ?? cfg.defaults.heartbeatIntervalMs;
+    this.timeoutMs = opts.heartbeatTimeoutMs ?? cfg.defaults.heartbeatTimeoutMs;
+    if (this.timeoutMs <= this.intervalMs) throw new RangeError('heartbeatTimeoutMs must exceed heartbeatIntervalMs');
+    const secret = clusterSecret(cfg);
+    this.server = new RpcServer({
+      nid,
+      secret,
+      host: opts.host ?? self.host,
+      port: opts.port ?? self.rpcPort,
+      logger: opts.logger,
+      maxFrameBytes: cfg.defaults.maxFrameBytes,
+    });
+    this.pool = new RpcPool({ nid, secret, timeoutMs: cfg.defaults.rpcTimeoutMs });
+    for (const n of cfg.nodes) {
+      if (n.role === 'global') continue;
+      this.members.set(n.nid, { cfg: n, role: n.role, host: n.host, port: n.rpcPort, registered: false, alive: false, lastSeenMs: 0, committedBytes: 0, threads: 0, homeProcesses: 0 });
+    }
+    this.routes();
+  }
+
+  async start(): Promise<void> {
+    await this.server.listen();
+    // Sweep a few times per interval so a death is noticed within ~timeout + interval/4.
+    this.sweeper = setInterval(() => this.sweep(), Math.max(5, Math.floor(this.intervalMs / 4)));
+    this.sweeper.unref();
+    this.log.info({ address: this.server.address }, 'global monitor up');
+  }
+
+  async close(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
+    this.pool.close();
+    await this.server.close();
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [nid, m] of this.members) {
+      if (m.registered && m.alive && now - m.lastSeenMs > this.timeoutMs) {
+        m.alive = false;
+        this.deaths++;
+        this.log.warn({ deadNid: nid, role: m.role, silentMs: now - m.lastSeenMs }, 'node missed heartbeats: marked dead');
+      }
+    }
+  }
+
+  nodeInfo(nid: number, m: Member): NodeInfo {
+    return {
+      nid,
+      role: m.role,
+      host: m.host,
+      port: m.port || 1,
+      alive: m.alive,
+      registered: m.registered,
+      lastSeenMs: m.lastSeenMs,
+      ...(m.capacityBytes !== undefined ? { capacityBytes: m.capacityBytes } : {}),
+      ...(m.freeBytes !== undefined ? { freeBytes: m.freeBytes } : {}),
+      ...(m.role === 'memory' ? { committedBytes: m.committedBytes } : {}),
+      ...(m.cores !== undefined ? { cores: m.cores } : {}),
+      ...(m.role === 'processor' ? { threads: m.threads } : {}),
+      ...(m.fabric ? { fabric: m.fabric } : {}),
+    };
+  }
+
+  nodes(): NodeInfo[] {
+    const self = nodeById(this.cfg, this.nid);
+    const a = this.server.address;
+    const me: NodeInfo = { nid: this.nid, role: 'global', host: a.host, port: a.port, alive: true, registered: true, lastSeenMs: Date.now() };
+    void self;
+    return [me, ...[...this.members].sort((x, y) => x[0] - y[0]).map(([nid, m]) => this.nodeInfo(nid, m))];
+  }
+
+  stats(): GlobalStats {
+    return { nodes: this.nodes(), processes: this.processes.size, nextPid: this.nextPid, deaths: this.deaths, rpc: this.server.stats() };
+  }
+
+  private ref(nid: number): NodeRef {
+    const m = this.members.get(nid)!;
+    return { nid, host: m.host, port: m.port };
+  }
+
+  private live(role: Role): [number, Member][] {
+    return [...this.members].filter(([, m]) => m.role === role && m.registered && m.alive).sort((a, b) => a[0] - b[0]);
+  }
+
+  private register(role: Role, p: Req<typeof Opcode.M2G_REGISTER>, srcNid: number): Res<typeof Opcode.M2G_REGISTER> {
+    if (p.nid !== srcNid) throw new SyscallError('EACCES', `node ${srcNid} cannot register as node ${p.nid}`);
+    const m = this.members.get(p.nid);
+    if (!m) throw new SyscallError('ENOENT', `nid ${p.nid} is not in the cluster config`);
+    if (m.role !== role) throw new SyscallError('EINVAL', `nid ${p.nid} is a ${m.role} node in the config, not ${role}`);
+    const wasDead = m.registered && !m.alive;
+    m.registered = true;
+    m.alive = true;
+    m.lastSeenMs = Date.now();
+    m.host = p.host;
+    m.port = p.port;
+    if (p.capacityBytes !== undefined) m.capacityBytes = p.capacityBytes;
+    if (p.freeBytes !== undefined) m.freeBytes = p.freeBytes;
+    if (p.cores !== undefined) m.cores = p.cores;
+    if (p.fabric) m.fabric = p.fabric;
+    this.log.info({ member: p.nid, role, host: p.host, port: p.port, rejoined: wasDead }, 'node registered');
+    return { ok: true, heartbeatIntervalMs: this.intervalMs, vregionSize: this.cfg.defaults.vregionSize, chunkSize: this.cfg.defaults.chunkSize };
+  }
+
+  private heartbeat(p: Req<typeof Opcode.M2G_HEARTBEAT>, srcNid: number): Res<typeof Opcode.M2G_HEARTBEAT> {
+    if (p.nid !== srcNid) throw new SyscallError('EACCES', `node ${srcNid} cannot heartbeat as node ${p.nid}`);
+    const m = this.members.get(p.nid);
+    if (!m || !m.registered) return { ok: true, known: false };
+    if (!m.alive) this.log.warn({ member: p.nid }, 'node marked dead is sending heartbeats again: alive');
+    m.alive = true;
+    m.lastSeenMs = Date.now();
+    if (p.freeBytes !== undefined) m.freeBytes = p.freeBytes;
+    return { ok: true, known: true };
+  }
+
+  /** GPM + GMM + GSM for a new process. */
+  private async spawn(p: Req<typeof Opcode.P2G_SPAWN>, pinned: number | undefined): Promise<Res<typeof Opcode.P2G_SPAWN>> {
+    const vn = this.cfg.vnodes.find((v) => v.id === p.vnode);
+    if (!vn) throw new SyscallError('ENOENT', `vNode ${p.vnode} does not exist`);
+    let processorNid: number;
+    if (pinned !== undefined) {
+      const m = this.members.get(pinned);
+      if (!m || m.role !== 'processor') throw new SyscallError('EINVAL', `nid ${pinned} is not a processor node`);
+      if (!m.registered || !m.alive) throw new RpcError('EHOSTDOWN', `processor ${pinned} is not alive`, { retriable: true });
+      processorNid = pinned;
+    } else {
+      // GPM: fewest running threads; ties go to the lower nid.
+      const procs = this.live('processor');
+      if (procs.length === 0) throw new RpcError('EAGAIN', 'no live processor monitor to place the process on', { retriable: true });
+      procs.sort((a, b) => a[1].threads - b[1].threads || a[0] - b[0]);
+      processorNid = procs[0]![0];
+    }
+    // GMM: home = memory monitor with the most uncommitted memory, then fewest homed processes.
+    const mems = this.live('memory');
+    if (mems.length === 0) throw new RpcError('EAGAIN', 'no live memory monitor', { retriable: true });
+    const free = (m: Member) => (m.capacityBytes ?? 0) - m.committedBytes;
+    mems.sort((a, b) => free(b[1]) - free(a[1]) || a[1].homeProcesses - b[1].homeProcesses || a[0] - b[0]);
+    const homeNid = mems[0]![0];
+    // GSM: the vNode's storage monitor.
+    const storageNid = storageNidOf(this.cfg, p.vnode);
+    const st = this.members.get(storageNid)!;
+    if (!st.registered || !st.alive) throw new RpcError('EAGAIN', `storage monitor ${storageNid} of vNode ${p.vnode} is not alive`, { retriable: true });
+
+    const pid = this.nextPid++;
+    await this.pool.call(this.ref(homeNid), Opcode.G2M_PROCESS_CREATE, { vnode: p.vnode, pid, processorNid });
+    this.processes.set(pid, { vnode: p.vnode, pid, processorNid, homeNid, storageNid, threads: p.threads, vregions: new Map() });
+    this.members.get(processorNid)!.threads += p.threads;
+    this.members.get(homeNid)!.homeProcesses++;
+    this.log.info({ pid, vnode: p.vnode, processorNid, homeNid, storageNid }, 'process placed');
+    return {
+      vnode: p.vnode,
+      pid,
+      asid: pid,
+      processor: this.ref(processorNid),
+      home: this.ref(homeNid),
+      storage: this.ref(storageNid),
+      vregionSize: this.cfg.defaults.vregionSize,
+      chunkSize: this.cfg.defaults.chunkSize,
+    };
+  }
+
+  private proc(vnode: number, pid: number): ProcessRecord {
+    const r = this.processes.get(pid);
+    if (!r || r.vnode !== vnode) throw new SyscallError('ESRCH', `no process ${pid} in vNode ${vnode}`);
+    return r;
+  }
+
+  private async exit(p: Req<typeof Opcode.P2G_PROCESS_EXIT>, srcNid: number): Promise<void> {
+    const r = this.proc(p.vnode, p.pid);
+    if (srcNid !== r.processorNid && srcNid !== r.homeNid) throw new SyscallError('EACCES', `node ${srcNid} does not run process ${p.pid}`);
+    this.processes.delete(p.pid);
+    const pm = this.members.get(r.processorNid)!;
+    pm.threads = Math.max(0, pm.threads - r.threads);
+    const home = this.members.get(r.homeNid)!;
+    home.homeProcesses = Math.max(0, home.homeProcesses - 1);
+    for (const v of r.vregions.values()) {
+      const o = this.members.get(v.ownerNid)!;
+      o.committedBytes = Math.max(0, o.committedBytes - v.committed);
+    }
+    // The home frees the process's memory everywhere; a dead home is logged, not fatal.
+    await this.pool.call(this.ref(r.homeNid), Opcode.G2M_PROCESS_EXIT, { vnode: p.vnode, pid: p.pid }).catch((err) => {
+      this.log.warn({ err, pid: p.pid, homeNid: r.homeNid }, 'home memory monitor did not free the exited process');
+    });
+    this.log.info({ pid: p.pid, vnode: p.vnode }, 'process exited');
+  }
+
+  private async vregionAlloc(p: Req<typeof Opcode.M2G_VREGION_ALLOC>, srcNid: number): Promise<Res<typeof Opcode.M2G_VREGION_ALLOC>> {
+    const r = this.proc(p.vnode, p.pid);
+    if (srcNid !== r.homeNid) throw new SyscallError('EACCES', `node ${srcNid} is not the home of process ${p.pid}`);
+    const have = r.vregions.get(p.index);
+    if (have) {
+      have.committed += p.need;
+      this.members.get(have.ownerNid)!.committedBytes += p.need;
+      return { owner: this.ref(have.ownerNid) };
+    }
+    // Least loaded (committed fraction of capacity) among those with room for `need`.
+    const cands = this.live('memory').filter(([, m]) => (m.capacityBytes ?? 0) - m.committedBytes >= p.need);
+    if (cands.length === 0) throw new SyscallError('ENOMEM', `no memory monitor has ${p.need} free bytes for vRegion ${p.index} of process ${p.pid}`);
+    const load = (m: Member) => m.committedBytes / Math.max(1, m.capacityBytes ?? 1);
+    cands.sort((a, b) => load(a[1]) - load(b[1]) || a[0] - b[0]);
+    const ownerNid = cands[0]![0];
+    r.vregions.set(p.index, { ownerNid, committed: p.need });
+    this.members.get(ownerNid)!.committedBytes += p.need;
+    try {
+      await this.pool.call(this.ref(ownerNid), Opcode.G2M_VREGION_ASSIGN, { vnode: p.vnode, pid: p.pid, index: p.index });
+    } catch (err) {
+      r.vregions.delete(p.index);
+      this.members.get(ownerNid)!.committedBytes -= p.need;
+      throw err;
+    }
+    this.log.debug({ pid: p.pid, index: p.index, ownerNid }, 'vRegion assigned');
+    return { owner: this.ref(ownerNid) };
+  }
+
+  private vregionRelease(p: Req<typeof Opcode.M2G_VREGION_RELEASE>, srcNid: number): void {
+    const r = this.processes.get(p.pid);
+    if (!r || r.vnode !== p.vnode) return;
+    if (srcNid !== r.homeNid) throw new SyscallError('EACCES', `node ${srcNid} is not the home of process ${p.pid}`);
+    const release = (index: number, bytes: number | undefined) => {
+      const v = r.vregions.get(index);
+      if (!v) return;
+      const n = Math.min(v.committed, bytes ?? v.committed);
+      v.committed -= n;
+      const o = this.members.get(v.ownerNid)!;
+      o.committedBytes = Math.max(0, o.committedBytes - n);
+    };
+    if (p.index === undefined) for (const i of r.vregions.keys()) release(i, undefined);
+    else release(p.index, p.bytes);
+  }
+
+  private routes(): void {
+    const s = this.server;
+    for (const op of [Opcode.P2G_REGISTER, Opcode.M2G_REGISTER, Opcode.S2G_REGISTER] as const) {
+      s.handle(op, (p, ctx) => this.register(REG_ROLE[op]!, p, ctx.srcNid));
+    }
+    for (const op of [Opcode.P2G_HEARTBEAT, Opcode.M2G_HEARTBEAT, Opcode.S2G_HEARTBEAT] as const) {
+      s.handle(op, (p, ctx) => this.heartbeat(p, ctx.srcNid));
+    }
+    s.handle(Opcode.P2G_SPAWN, (p) => this.spawn(p, p.processorNid));
+    s.handle(Opcode.P2G_PROCESS_CREATE, (p, ctx) => this.spawn(p, p.processorNid ?? ctx.srcNid));
+    s.handle(Opcode.P2G_PROCESS_EXIT, async (p, ctx) => {
+      await this.exit(p, ctx.srcNid);
+      return { ok: true as const };
+    });
+    s.handle(Opcode.P2G_THREADS, (p, ctx) => {
+      const r = this.proc(p.vnode, p.pid);
+      if (ctx.srcNid !== r.processorNid) throw new SyscallError('EACCES', `node ${ctx.srcNid} does not run process ${p.pid}`);
+      const next = Math.max(0, r.threads + p.delta);
+      const pm = this.members.get(r.processorNid)!;
+      pm.threads = Math.max(0, pm.threads + (next - r.threads));
+      r.threads = next;
+      return { threads: next };
+    });
+    s.handle(Opcode.X2G_NODES, (p) => ({ nodes: this.nodes().filter((n) => p.role === undefined || n.role === p.role) }));
+    s.handle(Opcode.X2G_VNODES, () => ({
+      vnodes: this.cfg.vnodes.map((v) => ({ id: v.id, ip: v.ip, mount: v.mount, users: v.users, storageNid: storageNidOf(this.cfg, v.id) })),
+    }));
+    s.handle(Opcode.M2G_VREGION_ALLOC, (p, ctx) => this.vregionAlloc(p, ctx.srcNid));
+    s.handle(Opcode.M2G_VREGION_RELEASE, (p, ctx) => {
+      this.vregionRelease(p, ctx.srcNid);
+      return { ok: true as const };
+    });
+    const started = Date.now();
+    s.handle(Opcode.X_PING, () => ({ nid: this.nid, role: 'global' as const, uptimeMs: Date.now() - started }));
+  }
+}
+
+/** Start the global monitor of `cfg` as node `nid` in this process. */
+export async function startGlobalMonitor(cfg: Config, nid: number, opts: GlobalMonitorOptions = {}): Promise<GlobalMonitorHandle> {
+  const g = new GlobalMonitor(cfg, nid, opts);
+  await g.start();
+  let closing: Promise<void> | null = null;
+  return {
+    nid,
+    role: 'global',
+    address: g.server.address,
+    stats: () => g.stats(),
+    nodes: () => g.nodes(),
+    close: () => (closing ??= g.close()),
+  };
+}
