@@ -8,3 +8,5 @@ export { runPerftest, parsePerftest } from './perftest.js';
 export type { PerftestResult, PerftestOptions, PerftestOp } from './perftest.js';
 export { runFabricBenchInLab, runPeers, PEER_PORT } from './fabric-bench.js';
 export type { LabFabricBenchOptions, LabFabricBenchResult, FabricBenchRow, PeerRunOptions, ErrorCase, LatencyRow } from './fabric-bench.js';
+export { runTestFileInLab, TARGET_CONTROL_PORT } from './remote-tests.js';
+export type { RemoteTestOptions, RemoteTestResult } from './remote-tests.js';

@@ -5,6 +5,10 @@ import { exec, status } from '../../lib/lab/index.js';
 import { runPerftest } from '../../lib/lab/perftest.js';
 import { runPeers, type ErrorCase, type LatencyRow } from '../../lib/lab/fabric-bench.js';
 import { Fabric } from '../../lib/fabric/index.js';
+import { runTestFileInLab } from '../../lib/lab/remote-tests.js';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { projectRoot } from '../../lib/lab/paths.js';
 import { ensureLab, labSkipReason, releaseLab, type LabHandle } from './fixtures/lab-env.js';
 
 const skip = labSkipReason();
@@ -85,6 +89,27 @@ if (skip) {
         'read/4096/10', 'write/4096/10', 'readSync/4096/10', 'writeSync/4096/10',
       ]);
       for (const x of r.rows) t.ok(x.minUs > 0 && x.minUs <= x.p50Us && x.p50Us <= x.maxUs, `${x.op}/${x.bytes} latencies are ordered`);
+    });
+  }
+
+  // The fabric engineer's own tests, run in vm0 against their target helper in vm1 over verbs.
+  // fabric-peer-death kills its target by PID, which needs a local target: the dead-peer case
+  // across VMs is covered by the fabric-peer `errors` run above.
+  const nativeDir = join(projectRoot(), 'dist', 'test', 'native');
+  const files = (() => {
+    try {
+      return readdirSync(nativeDir).filter((f) => /^fabric-.*\.test\.js$/.test(f) && f !== 'fabric-peer-death.test.js').sort();
+    } catch {
+      return [];
+    }
+  })();
+  for (const f of files) {
+    t.test(`test/native/${f} with LEGOOS_FABRIC_PROVIDER=verbs across the VMs`, { skip: verbsMissing() }, async (t) => {
+      const r = await runTestFileInLab(join(nativeDir, f), { provider: 'verbs', timeoutMs: 300_000 });
+      const notOk = r.stdout.split('\n').filter((l) => /^\s*not ok/.test(l));
+      t.equal(r.skipped, undefined, `ran (did not skip itself${r.skipped ? `: ${r.skipped}` : ''})`);
+      t.same(notOk, [], 'no failed assertions');
+      t.equal(r.exitCode, 0, `exit code 0; stderr: ${r.stderr.slice(-400)}`);
     });
   }
 }
