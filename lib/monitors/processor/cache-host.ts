@@ -43,13 +43,18 @@ export class CacheHost {
       ways: opts.cache.ways,
       policy: opts.cache.policy,
       chunkSize: opts.chunkSize,
+      // One stats row per ASID for as many processes as a processor plausibly runs (the table
+      // is not recycled), and one row block per worker that attaches (the main thread does not).
+      maxAsids: 4096,
+      maxThreads: Math.max(8, 2 * (opts.workers ?? 4)),
     });
-    this.bridge = allocateSyncBridge(Math.max(1, opts.workers ?? 64));
+    this.bridge = allocateSyncBridge(Math.max(8, 2 * (opts.workers ?? 4)));
   }
 
   workerData(): CacheWorkerData {
-    // Workers initiate only: the fabric's data port is the memory monitors' business.
-    const { port: _port, ...fabric } = this.opts.fabric;
+    // Workers only initiate, but a tcp endpoint's info must name a real port (P2M_CONNECT
+    // refuses port 0), so each worker's fabric listens on an ephemeral port of its own.
+    const fabric = { ...this.opts.fabric, port: this.opts.fabric.provider === 'tcp' ? 0 : undefined };
     return { memory: 'excache', nid: this.opts.nid, cache: this.state, bridge: this.bridge, fabric };
   }
 

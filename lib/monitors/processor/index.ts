@@ -115,7 +115,7 @@ export class ProcessorMonitor {
     // The cache geometry depends on the cluster's chunk size, which registration tells us.
     const reg = await registerWithRetry(this.pool, this.opts, addr.port, this.opts.registerTimeoutMs ?? 15_000);
     this.chunkSize = reg.chunkSize;
-    this.cacheHost = new CacheHost({ nid: this.opts.nid, cache: this.opts.cache, fabric: this.opts.fabric, chunkSize: reg.chunkSize });
+    this.cacheHost = new CacheHost({ nid: this.opts.nid, cache: this.opts.cache, fabric: this.opts.fabric, chunkSize: reg.chunkSize, workers: this.opts.cores });
     this.cacheHost.serve({
       translate: (asid, vaddr) => this.translate(asid, vaddr),
       connect: (nid, endpoint) => this.connectMemory(nid, endpoint),
