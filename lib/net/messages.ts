@@ -22,7 +22,8 @@ export type NodeRef = z.infer<typeof NodeRef>;
 export const RemoteRegionWire = z.object({ nid: Nid, addr: DecimalBigint, length: Length, rkey: U32 });
 
 export const EndpointInfo = z.discriminatedUnion('provider', [
-  z.object({ provider: z.literal('tcp'), host: z.string().min(1).max(255), port: z.number().int().min(1).max(65535), token: z.string().max(256) }),
+  // port 0: an initiator-only tcp fabric (it dials, it does not serve memory)
+  z.object({ provider: z.literal('tcp'), host: z.string().min(1).max(255), port: z.number().int().min(0).max(65535), token: z.string().max(256) }),
   z.object({
     provider: z.literal('verbs'),
     lid: U32,
