@@ -5,3 +5,6 @@ export { POLICY_NAMES, type PolicyName, type EvictionPolicy } from './policy.js'
 export type { RemoteMemory, Translation, Translator } from './remote-memory.js';
 export { LocalRemoteMemory, type LocalRemoteMemoryOptions, type LocalRemoteMemoryState, type LocalRemoteMemoryStats } from './local-remote-memory.js';
 export { emptyStats, type CacheStats } from './stats.js';
+export { FabricRemoteMemory, type FabricRemoteMemoryOptions, type FabricLike } from './fabric-remote-memory.js';
+export { RegionTranslator } from './region-translator.js';
+export { SyncCallServer, SyncCallClient, type SyncCallChannel, type SyncCallHandler } from './sync-call.js';

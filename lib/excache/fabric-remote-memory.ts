@@ -1,0 +1,84 @@
+// RemoteMemory over lib/fabric: line fills are one-sided READs and write-backs one-sided WRITEs
+// (to every replica) straight between the memory node's registered region and the cache's
+// registered data buffer, issued synchronously by the worker that missed (post + busy-poll).
+// One endpoint per memory node per worker, created on first use; translations come from a
+// Translator (in the processor monitor: a sync-call to the main thread, P2M_TRANSLATE).
+import type { EndpointInfo, EndpointLike, MemoryRegionLike } from '../fabric/types.js';
+import type { RemoteMemory, Translation, Translator } from './remote-memory.js';
+
+/** The part of lib/fabric's Fabric used here (one Fabric per worker thread). */
+export interface FabricLike {
+  register(view: Uint8Array): MemoryRegionLike;
+  createEndpoint(): EndpointLike;
+}
+
+export interface FabricRemoteMemoryOptions {
+  fabric: FabricLike;
+  translate: Translator;
+  /**
+   * Bring up the peer side of an endpoint to memory node `nid`: given our endpoint's localInfo,
+   * create/connect one there and return its info (e.g. a sync-call to the main thread that
+   * sends P2M_CONNECT). Called once per node per worker.
+   */
+  connect(nid: number, local: EndpointInfo): EndpointInfo;
+}
+
+export class FabricRemoteMemory implements RemoteMemory {
+  private mr: MemoryRegionLike | undefined;
+  private readonly endpoints = new Map<number, EndpointLike>();
+  private readonly fabric: FabricLike;
+  private readonly connectPeer: FabricRemoteMemoryOptions['connect'];
+  readonly translate: Translator;
+
+  constructor(opts: FabricRemoteMemoryOptions) {
+    if (typeof opts?.translate !== 'function') throw new TypeError(`FabricRemoteMemory option 'translate' must be a function`);
+    if (typeof opts.connect !== 'function') throw new TypeError(`FabricRemoteMemory option 'connect' must be a function`);
+    this.fabric = opts.fabric;
+    this.translate = opts.translate;
+    this.connectPeer = opts.connect;
+  }
+
+  attach(data: Uint8Array): bigint {
+    if (this.mr !== undefined) throw new Error('FabricRemoteMemory: already attached to a cache');
+    this.mr = this.fabric.register(data);
+    return this.mr.addr;
+  }
+
+  /** The endpoint to node `nid`, connected on first use. */
+  endpoint(nid: number): EndpointLike {
+    let ep = this.endpoints.get(nid);
+    if (ep === undefined) {
+      const fresh = this.fabric.createEndpoint();
+      try {
+        fresh.connectSync(this.connectPeer(nid, fresh.localInfo));
+      } catch (err) {
+        fresh.close();
+        throw err;
+      }
+      this.endpoints.set(nid, fresh);
+      ep = fresh;
+    }
+    return ep;
+  }
+
+  private region(): MemoryRegionLike {
+    if (this.mr === undefined) throw new Error('FabricRemoteMemory: attach() was not called');
+    return this.mr;
+  }
+
+  readLine(t: Translation, offsetInChunk: number, cacheDataOffset: number, length: number): void {
+    const r = t.replicas[0]!;
+    this.endpoint(r.nid).readSync(this.region(), cacheDataOffset, r.addr + BigInt(offsetInChunk), r.rkey, length);
+  }
+
+  writeLine(t: Translation, offsetInChunk: number, cacheDataOffset: number, length: number): void {
+    // Sequential sync WRITEs: the line is durable on every replica when this returns. A failed
+    // replica throws (FabricError) and the cache keeps the line dirty.
+    for (const r of t.replicas) this.endpoint(r.nid).writeSync(this.region(), cacheDataOffset, r.addr + BigInt(offsetInChunk), r.rkey, length);
+  }
+
+  close(): void {
+    for (const ep of this.endpoints.values()) ep.close();
+    this.endpoints.clear();
+  }
+}
