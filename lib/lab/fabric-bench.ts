@@ -145,3 +145,16 @@ export async function runFabricBenchInLab(opts: LabFabricBenchOptions = {}): Pro
 }
 
 export type { ErrorCase, LatencyRow };
+
+/** The table for people; `--json` prints the result object itself. */
+export function formatLabFabricBench(r: LabFabricBenchResult): string {
+  const lines = [
+    `fabric ${r.provider} across 2 lab VMs (${r.accel}, kernel ${r.kernelVersion}); ours: ${r.iterations} iterations, p50; perftest: typical (read ${r.perftestIterations.read}, write ${r.perftestIterations.write} iterations)`,
+    `${'op'.padEnd(6)}${'bytes'.padStart(7)}${'ours us'.padStart(12)}${'ours sync us'.padStart(14)}${'perftest us'.padStart(13)}${'ratio'.padStart(8)}${'sync ratio'.padStart(12)}`,
+  ];
+  for (const x of r.rows) {
+    lines.push(`${x.op.padEnd(6)}${String(x.bytes).padStart(7)}${x.oursP50Us.toFixed(1).padStart(12)}${x.oursSyncP50Us.toFixed(1).padStart(14)}${x.perftestTypicalUs.toFixed(1).padStart(13)}${x.ratio.toFixed(2).padStart(8)}${x.syncRatio.toFixed(2).padStart(12)}`);
+  }
+  lines.push(r.note);
+  return lines.join('\n') + '\n';
+}

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { down, exec, status, up } from '../../lab/index.js';
+import { labConfig, startLabMonitors } from '../../lab/monitors.js';
 
 function intOpt(name: string, min: number, max: number) {
   return (v: string): number => {
@@ -18,23 +19,38 @@ export function register(program: Command): void {
 
   lab.command('up')
     .description('build the guest image (cached), boot N VMs, link them, bring up rxe0 in each')
-    .option('--vms <n>', 'number of VMs', intOpt('--vms', 1, 16), 2)
+    .option('--vms <n>', 'number of VMs (default 2, or one per node of --config)', intOpt('--vms', 1, 16))
     .option('--mem <MiB>', 'guest memory per VM', intOpt('--mem', 192, 16384), 512)
     .option('--accel <kind>', 'kvm | tcg | auto (try KVM, fall back to TCG)', 'auto')
-    .option('--config <file>', 'cluster.yaml: start one monitor per VM (see report: not wired yet)')
+    .option('--config <file>', 'cluster.yaml: one VM per node, each running its monitor over verbs (rxe0)')
     .option('--json', 'print the lab state as JSON')
-    .action(async (o: { vms: number; mem: number; accel: string; config?: string; json?: boolean }) => {
+    .action(async (o: { vms?: number; mem: number; accel: string; config?: string; json?: boolean }) => {
       if (!['kvm', 'tcg', 'auto'].includes(o.accel)) throw new InvalidArgumentError('--accel must be kvm, tcg or auto');
-      if (o.config) {
-        err('--config: placing monitors in the VMs is not implemented yet; booting the VMs only');
+      // Refuse a bad config before booting anything.
+      const nodes = o.config ? labConfig(o.config).nodes.length : undefined;
+      if (nodes !== undefined && o.vms !== undefined && o.vms !== nodes) {
+        throw new InvalidArgumentError(`--vms ${o.vms} but ${o.config} has ${nodes} nodes (one VM per node)`);
       }
-      const state = await up({ vms: o.vms, memMiB: o.mem, accel: o.accel as 'kvm' | 'tcg' | 'auto', onProgress: err });
+      const state = await up({ vms: nodes ?? o.vms ?? 2, memMiB: o.mem, accel: o.accel as 'kvm' | 'tcg' | 'auto', onProgress: err });
+      let monitors: Awaited<ReturnType<typeof startLabMonitors>> = [];
+      if (o.config) {
+        try {
+          monitors = await startLabMonitors(o.config, { onProgress: err });
+        } catch (e) {
+          // Nothing left running after a failed up.
+          await down();
+          throw e;
+        }
+      }
       if (o.json) {
-        process.stdout.write(JSON.stringify(state, null, 2) + '\n');
+        process.stdout.write(JSON.stringify({ ...state, monitors }, null, 2) + '\n');
         return;
       }
       process.stdout.write(`lab up: ${state.vms.length} VM(s), ${state.accel} (${state.accelReason}), kernel ${state.kernelVersion}, boot ${((state.bootMs ?? 0) / 1000).toFixed(1)} s\n`);
-      for (const v of state.vms) process.stdout.write(`  ${v.name}  ${v.ip}  pid ${v.pid}  share ${v.share}\n`);
+      for (const v of state.vms) {
+        const m = monitors.find((x) => x.vm === v.name);
+        process.stdout.write(`  ${v.name}  ${v.ip}  pid ${v.pid}  share ${v.share}${m ? `  ${m.role} monitor nid ${m.nid} on ${m.host}:${m.rpcPort}` : ''}\n`);
+      }
     });
 
   lab.command('status')
