@@ -134,7 +134,8 @@ export const FileStat = z.object({
 });
 export type FileStat = z.infer<typeof FileStat>;
 
-const PathReq = z.object({ vnode: U32, uid: U32, path: z.string().min(1).max(4096) });
+/** path: relative to the vNode mount point; '' (or '.') is the mount point itself. */
+const PathReq = z.object({ vnode: U32, uid: U32, path: z.string().max(4096) });
 export const OpenFlags = z.object({
   read: z.boolean().default(true),
   write: z.boolean().default(false),
