@@ -11,6 +11,7 @@ import { native, type NativeDevice, type NativeEndpoint, type NativeFabric, type
 import type { EndpointInfo, EndpointLike, FabricOptions, MemoryRegionLike, ProviderName, RemoteRegion } from './types.js';
 
 export * from './types.js';
+export { FabricError } from '../errors.js';
 export type { NativeDevice, NativePort, NativeGid } from './native.js';
 
 export interface OpenOptions extends FabricOptions {

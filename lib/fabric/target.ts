@@ -206,6 +206,7 @@ export class TargetClient {
   private nextId = 1;
   private waiters = new Map<number, { resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void }>();
   private dead: Error | undefined;
+  private exited = false;
 
   private constructor(
     ready: ReadyInfo,
@@ -217,6 +218,12 @@ export class TargetClient {
     this.ready = ready;
     this.region = regionFromWire(ready.region);
     this.child = child;
+    // A killed target closes its stdin: a late write must not crash the driver.
+    out.on('error', (e: Error) => this.fail(e));
+    child?.once('exit', () => {
+      this.exited = true;
+      this.fail(new Error('target process exited'));
+    });
     (lines as ReturnType<typeof createInterface>).on('line', (line: string) => {
       let r: { id: number; ok: boolean; error?: { code: string; message: string } } & Record<string, unknown>;
       try {
@@ -272,6 +279,7 @@ export class TargetClient {
 
   request(cmd: string, args: Record<string, unknown> = {}, timeoutMs = 15000): Promise<Record<string, unknown>> {
     if (this.dead) return Promise.reject(this.dead);
+    if (this.exited) return Promise.reject(new Error('target process exited'));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => {
@@ -311,7 +319,7 @@ export class TargetClient {
   /** Asks the target to exit; a spawned one is SIGKILLed by PID if it does not within the bound. */
   async close(timeoutMs = 5000): Promise<void> {
     const child = this.child;
-    if (child && (child.exitCode !== null || child.signalCode !== null)) return;
+    if (child && (this.exited || child.exitCode !== null || child.signalCode !== null)) return;
     const exited = child ? new Promise<void>((r) => child.once('exit', () => r())) : Promise.resolve();
     try {
       await this.request('exit', {}, timeoutMs);
