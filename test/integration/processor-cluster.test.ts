@@ -48,7 +48,7 @@ t.test('processor on a local cluster', async (t) => {
     t.match(probe.stdout, /unmapped-load=EFAULT/);
     t.match(probe.stdout, /secret-words-seen=0\n/);
     t.match(probe.stdout, /open-secret=ENOENT/);
-    t.match(probe.stdout, /open-escape=(EACCES|ENOENT)/);
+    t.match(probe.stdout, /open-escape=ENOENT/, "/.. is / as in Linux: the path stays inside vNode 2");
     t.equal(held.exitCode, 0, held.stderr);
     t.match(out, /intact true/, "the holder's memory is unchanged");
   });

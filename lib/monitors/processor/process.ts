@@ -190,7 +190,12 @@ export class Process {
         this.backend.threads?.(1);
         const out = await this.startThread(a[0] as string, a[1]).finally(() => this.backend.threads?.(-1));
         if (out.kind === 'return') return { value: out.value };
-        if (out.kind === 'exit') throw new SyscallError(EXITED, 'process exiting');
+        if (out.kind === 'exit') {
+          // The thread's outcome and its 'exit' syscall travel on different channels: either may
+          // arrive first, so the outcome alone must be enough to set the code.
+          this.exitCode ??= out.code;
+          throw new SyscallError(EXITED, 'process exiting');
+        }
         throw new SyscallError(out.code, out.message);
       }
       default:

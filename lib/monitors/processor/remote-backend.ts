@@ -1,5 +1,6 @@
 // A process's backend on a cluster: the address space is its home memory monitor (P2M_*), files
 // are the vNode's storage monitor (P2S_*, stateless: full path + offset per request).
+import { posix } from 'node:path';
 import { SyscallError } from '../../errors.js';
 import type { AddressSpace } from '../../mem/types.js';
 import { bytesFromWire, bytesToWire, Opcode, type Address, type FileStat as WireStat, type RpcPool } from '../../net/index.js';
@@ -49,6 +50,15 @@ export class RemoteAddressSpace implements AddressSpace {
   }
 }
 
+/** A process's "/" is its vNode's mount point; the storage monitor takes mount-relative paths
+ *  (and refuses any that escape the mount). Processes have no cwd: relative means from "/". */
+export function mountRelative(path: string): string {
+  if (typeof path !== 'string' || path.length === 0) throw new SyscallError('ENOENT', 'empty path');
+  // As in Linux, ".." at the root stays at the root: no path leaves the mount point.
+  const rel = posix.resolve('/', path).replace(/^\/+/, '');
+  return rel.length === 0 ? '.' : rel;
+}
+
 export class RemoteStorage implements StorageService {
   constructor(
     private readonly pool: RpcPool,
@@ -62,7 +72,7 @@ export class RemoteStorage implements StorageService {
     const acc = flags & O_ACCMODE;
     const st = await this.pool.call(this.storage, Opcode.P2S_OPEN, {
       ...this.who,
-      path,
+      path: mountRelative(path),
       mode: mode & 0o7777,
       flags: {
         read: acc !== O_WRONLY,
@@ -82,7 +92,7 @@ export class RemoteStorage implements StorageService {
     while (got < length) {
       bump(this.counters, 'P2S_READ');
       const want = Math.min(max, length - got);
-      const r = await this.pool.call(this.storage, Opcode.P2S_READ, { ...this.who, path, offset: offset + got, length: want });
+      const r = await this.pool.call(this.storage, Opcode.P2S_READ, { ...this.who, path: mountRelative(path), offset: offset + got, length: want });
       const data = bytesFromWire(r.data);
       parts.push(data);
       got += data.length;
@@ -103,7 +113,7 @@ export class RemoteStorage implements StorageService {
     do {
       bump(this.counters, 'P2S_WRITE');
       const part = data.subarray(done, done + max);
-      const r = await this.pool.call(this.storage, Opcode.P2S_WRITE, { ...this.who, path, offset: offset + done, data: bytesToWire(part) });
+      const r = await this.pool.call(this.storage, Opcode.P2S_WRITE, { ...this.who, path: mountRelative(path), offset: offset + done, data: bytesToWire(part) });
       done += r.written;
       if (r.written < part.length) break;
     } while (done < data.length);
@@ -111,10 +121,10 @@ export class RemoteStorage implements StorageService {
   }
   async stat(path: string): Promise<FileStat> {
     bump(this.counters, 'P2S_STAT');
-    return statFromWire(await this.pool.call(this.storage, Opcode.P2S_STAT, { ...this.who, path }));
+    return statFromWire(await this.pool.call(this.storage, Opcode.P2S_STAT, { ...this.who, path: mountRelative(path) }));
   }
   async unlink(path: string): Promise<void> {
     bump(this.counters, 'P2S_UNLINK');
-    await this.pool.call(this.storage, Opcode.P2S_UNLINK, { ...this.who, path });
+    await this.pool.call(this.storage, Opcode.P2S_UNLINK, { ...this.who, path: mountRelative(path) });
   }
 }
