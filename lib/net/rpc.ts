@@ -65,6 +65,16 @@ function describeZod(err: unknown): string {
     .join('; ');
 }
 
+/** Close with a TCP reset so the peer notices even when it is not reading. */
+function hangUp(socket: net.Socket): void {
+  if (socket.destroyed) return;
+  try {
+    socket.resetAndDestroy();
+  } catch {
+    socket.destroy();
+  }
+}
+
 export class RpcServer {
   readonly nid: number;
   private readonly secret: string;
@@ -149,7 +159,7 @@ export class RpcServer {
     socket.setKeepAlive(true, 1000);
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', (e) => this.log.debug({ err: e }, 'connection error'));
-    const timer = setTimeout(() => socket.destroy(), this.handshakeTimeoutMs);
+    const timer = setTimeout(() => hangUp(socket), this.handshakeTimeoutMs);
     serverHandshake(socket, this.secret, this.nid).then(
       ({ peerNid, leftover }) => {
         clearTimeout(timer);
@@ -160,8 +170,9 @@ export class RpcServer {
         clearTimeout(timer);
         this.counters.authFailures++;
         this.log.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}`, code: (err as LegoError).code }, 'refused unauthenticated connection');
-        // Give the refusal a moment to flush, then make sure the socket is gone.
-        setTimeout(() => socket.destroy(), 50).unref();
+        // Give a real client a moment to read the refusal (it then hangs up itself), then reset:
+        // a peer that is not reading would never notice a plain FIN behind our unread hello.
+        setTimeout(() => hangUp(socket), 200).unref();
       },
     );
   }
@@ -177,7 +188,7 @@ export class RpcServer {
       } catch (err) {
         this.counters.malformed++;
         this.log.warn({ peerNid, code: (err as FrameError).code, msg: (err as Error).message }, 'closing connection: undecodable frame stream');
-        socket.destroy();
+        hangUp(socket);
         return;
       }
       for (const f of frames) {
