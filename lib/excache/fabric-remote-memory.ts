@@ -44,6 +44,12 @@ export class FabricRemoteMemory implements RemoteMemory {
     return this.mr.addr;
   }
 
+  /** Use an endpoint already connected to node `nid` (e.g. brought up asynchronously on the main thread). */
+  useEndpoint(nid: number, ep: EndpointLike): void {
+    if (this.endpoints.has(nid)) throw new Error(`FabricRemoteMemory: already have an endpoint to node ${nid}`);
+    this.endpoints.set(nid, ep);
+  }
+
   /** The endpoint to node `nid`, connected on first use. */
   endpoint(nid: number): EndpointLike {
     let ep = this.endpoints.get(nid);
