@@ -12,6 +12,7 @@ export interface PerftestResult {
   maxUs: number;
   typicalUs: number;
   avgUs: number;
+  /** NaN when perftest printed -nan (too few samples). */
   stdevUs: number;
   p99Us: number;
   p999Us: number;
@@ -35,8 +36,9 @@ export function parsePerftest(out: string): Omit<PerftestResult, 'tool' | 'serve
   const h = lines.findIndex((l) => /#bytes\s+#iterations\s+t_min/.test(l));
   const row = h >= 0 ? lines.slice(h + 1).find((l) => /^\s*\d+\s+\d+\s+[\d.]+/.test(l)) : undefined;
   if (!row) throw new LabError('EPERFTEST', `no perftest result row in output:\n${out.slice(-800)}`);
-  const f = row.trim().split(/\s+/).map(Number);
-  if (f.length < 9 || f.some((x) => Number.isNaN(x))) throw new LabError('EPERFTEST', `unexpected perftest row: ${row}`);
+  // perftest prints "-nan" for the stdev of very few samples: only that column may be missing.
+  const f = row.trim().split(/\s+/).map((x) => (/^-?nan$/i.test(x) ? Number.NaN : Number(x)));
+  if (f.length < 9 || f.some((x, i) => i !== 6 && Number.isNaN(x))) throw new LabError('EPERFTEST', `unexpected perftest row: ${row}`);
   return {
     bytes: f[0]!, iterations: f[1]!, minUs: f[2]!, maxUs: f[3]!, typicalUs: f[4]!, avgUs: f[5]!,
     stdevUs: f[6]!, p99Us: f[7]!, p999Us: f[8]!,

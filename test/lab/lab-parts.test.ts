@@ -86,4 +86,8 @@ t.test('perftest result rows parse', async (t) => {
     stdevUs: 8135.99, p99Us: 48559.4, p999Us: 48903.77,
   });
   t.throws(() => parsePerftest('Couldn\'t connect to 10.77.0.1:18515'), { code: 'EPERFTEST' });
+  const nan = parsePerftest(out.replace('8135.99', '-nan'));
+  t.ok(Number.isNaN(nan.stdevUs), 'perftest -nan stdev parses as NaN');
+  t.equal(nan.typicalUs, 3130.33);
+  t.throws(() => parsePerftest(out.replace('3130.33', '-nan')), { code: 'EPERFTEST' });
 });
