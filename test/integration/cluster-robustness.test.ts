@@ -34,6 +34,8 @@ function closed(s: net.Socket, ms = 3000): Promise<boolean> {
       resolve(true);
     });
     s.on('error', () => undefined);
+    // The server's HELLO sits unread in a paused socket, which would hide the server's FIN.
+    s.resume();
   });
 }
 
