@@ -50,23 +50,23 @@ Napi::Object info_to_js(Napi::Env env, const EndpointInfo& i) {
   return o;
 }
 
-// Waits for one completion on the calling thread: spin first (a thread hop or a sleep costs
-// more than a loopback round trip), then block on the fd. progress() enforces the op timeout.
+// Waits for one completion on the calling thread, with no thread hop. Spinning first
+// (LEGOOS_FABRIC_SPIN_US, default 0) pays off only with a core to spare; on a busy host the
+// spinner steals the CPU the peer needs, so by default it blocks in the fd at once.
+// progress() enforces the op timeout.
 Completion wait_one(Endpoint& ep, uint64_t wr_id, int spin_us) {
   using Clock = std::chrono::steady_clock;
   Completion c;
   auto spin_until = Clock::now() + std::chrono::microseconds(spin_us);
-  bool spinning = true;
+  bool spinning = spin_us > 0;
   for (unsigned i = 1;; i++) {
+    // Blocking first when not spinning: on tcp this is the recv itself, no wasted poll.
+    if (!spinning) ep.wait(50);
     if (ep.progress(&c, 1) == 1) {
       if (c.wr_id == wr_id) return c;
       continue;
     }
-    if (spinning) {
-      if ((i & 15) == 0 && Clock::now() > spin_until) spinning = false;
-    } else {
-      ep.wait(5);
-    }
+    if (spinning && (i & 15) == 0 && Clock::now() > spin_until) spinning = false;
   }
 }
 }  // namespace

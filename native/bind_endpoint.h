@@ -74,7 +74,7 @@ class EndpointWrap : public Napi::ObjectWrap<EndpointWrap> {
   bool closed_ = false;
   bool connecting_ = false;
   bool close_after_connect_ = false;
-  int spin_us_ = 50;
+  int spin_us_ = 0;
 };
 
 }  // namespace legoos

@@ -43,6 +43,9 @@ struct Target::Conn {
   size_t src_len = 0, src_sent = 0;
   uint64_t atomic_old = 0;
   bool out_interest = false;
+  // Level-triggered epoll reports leftover bytes again, so after a short read we go back to
+  // epoll_wait instead of paying a recv that would only say EAGAIN.
+  bool may_recv = true;
 };
 
 Target::Target(TcpFabric* fabric, const std::string& host, int port) : fabric_(fabric) {
@@ -196,6 +199,7 @@ void Target::on_event(Conn* c, uint32_t events) {
     close_conn(c);
     return;
   }
+  c->may_recv = true;
   if (!step(c)) close_conn(c);
 }
 
@@ -209,9 +213,12 @@ bool Target::fill(Conn* c, size_t need, bool* eof_or_err) {
       c->in_end -= c->in_start;
       c->in_start = 0;
     }
-    ssize_t r = recv(c->fd, c->in.get() + c->in_end, kInCap - c->in_end, 0);
+    if (!c->may_recv) return false;
+    size_t space = kInCap - c->in_end;
+    ssize_t r = recv(c->fd, c->in.get() + c->in_end, space, 0);
     if (r > 0) {
       c->in_end += static_cast<size_t>(r);
+      if (static_cast<size_t>(r) < space) c->may_recv = false;
       continue;
     }
     if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) *eof_or_err = true;
