@@ -123,7 +123,13 @@ export async function clientHandshake(socket: Socket, secret: string, nid: numbe
     clientNonce.copy(proof, 8);
     clientMac(secret, serverNonce, clientNonce, serverNid, nid).copy(proof, 40);
     socket.write(proof);
-    const result = await reader.read(RESULT_BYTES);
+    const result = await reader.read(RESULT_BYTES).catch((err: RpcError) => {
+      // The server resets a connection it refused; the reset may overtake the refusal byte.
+      if (err.code === 'ECONNRESET' || err.code === 'EAUTH') {
+        throw new RpcError('EAUTH', `node ${serverNid} refused authentication (connection reset): wrong cluster secret?`, { cause: err });
+      }
+      throw err;
+    });
     if (result[0] !== 0) throw new RpcError('EAUTH', `node ${serverNid} refused authentication: wrong cluster secret`);
     const want = serverMac(secret, serverNonce, clientNonce, serverNid, nid);
     if (!timingSafeEqual(result.subarray(1), want)) throw new RpcError('EAUTH', `node ${serverNid} failed to prove the cluster secret`);
@@ -145,7 +151,8 @@ export async function serverHandshake(socket: Socket, secret: string, nid: numbe
     if (!ok) {
       const refuse = Buffer.alloc(RESULT_BYTES);
       refuse[0] = 1;
-      socket.end(refuse);
+      // write, not end: the caller resets the connection shortly, which a FIN would prevent
+      socket.write(refuse);
       throw new RpcError('EAUTH', 'client failed authentication');
     }
     const result = Buffer.alloc(RESULT_BYTES);
