@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { formatFabricBench, runFabricBench } from '../../fabric/bench.js';
 import type { ProviderName } from '../../fabric/index.js';
+import { formatLabFabricBench, runFabricBenchInLab } from '../../lab/fabric-bench.js';
 
 export function register(bench: Command): void {
   bench
@@ -14,12 +15,25 @@ export function register(bench: Command): void {
     .option('--sizes <list>', 'comma-separated message sizes in bytes', '64,4096')
     .option('--iters <n>', 'iterations per latency point', '5000')
     .option('--json', 'print the result as JSON (for machines)')
-    .action(async (opts: { provider: string; sizes: string; iters: string; json?: boolean }) => {
+    .option('--lab', 'across two Soft-RoCE lab VMs (booted if not up), with perftest ib_read_lat/ib_write_lat on the same VMs')
+    .action(async (opts: { provider: string; sizes: string; iters: string; json?: boolean; lab?: boolean }, cmd: Command) => {
       if (opts.provider !== 'tcp' && opts.provider !== 'verbs') throw new RangeError(`--provider must be tcp or verbs (got ${opts.provider})`);
       const sizes = opts.sizes.split(',').map((s) => Number(s.trim()));
       for (const s of sizes) if (!Number.isInteger(s) || s < 1 || s > 1 << 30) throw new RangeError(`--sizes: ${s} is not a size in [1, 1 GiB]`);
       const iters = Number(opts.iters);
       if (!Number.isInteger(iters) || iters < 10) throw new RangeError('--iters must be an integer >= 10');
+      // --- lab (owned by the Soft-RoCE lab, lib/lab/fabric-bench.ts) ---
+      if (opts.lab === true) {
+        // TCG VMs run an op in milliseconds: the default host iteration count would take hours.
+        const labIters = cmd.getOptionValueSource('iters') === 'default' ? 50 : iters;
+        const r = await runFabricBenchInLab({
+          provider: opts.provider as ProviderName, sizes, iterations: labIters,
+          onProgress: (s) => process.stderr.write(`bench fabric --lab: ${s}\n`),
+        });
+        process.stdout.write(opts.json === true ? JSON.stringify(r, null, 2) + '\n' : formatLabFabricBench(r));
+        return;
+      }
+      // --- end lab ---
       const steps = sizes.length * 6 + 1;
       const bar = new SingleBar({ format: 'fabric bench [{bar}] {value}/{total} {label}', stream: process.stderr, hideCursor: true }, Presets.shades_classic);
       let done = 0;
