@@ -47,7 +47,9 @@ export const FabricInfo = z.object({
   device: z.string().optional(),
 });
 
+/** port is 0 while a node whose config says rpcPort 0 has not registered (registered=false). */
 export const NodeInfo = NodeRef.extend({
+  port: z.number().int().min(0).max(65535),
   role: Role,
   alive: z.boolean(),
   registered: z.boolean(),

@@ -137,7 +137,7 @@ class GlobalMonitor {
       nid,
       role: m.role,
       host: m.host,
-      port: m.port || 1,
+      port: m.port,
       alive: m.alive,
       registered: m.registered,
       lastSeenMs: m.lastSeenMs,
@@ -151,10 +151,8 @@ class GlobalMonitor {
   }
 
   nodes(): NodeInfo[] {
-    const self = nodeById(this.cfg, this.nid);
     const a = this.server.address;
     const me: NodeInfo = { nid: this.nid, role: 'global', host: a.host, port: a.port, alive: true, registered: true, lastSeenMs: Date.now() };
-    void self;
     return [me, ...[...this.members].sort((x, y) => x[0] - y[0]).map(([nid, m]) => this.nodeInfo(nid, m))];
   }
 
