@@ -59,7 +59,7 @@ if (skip) {
     t.ok(code === 'IBV_WC_RETRY_EXC_ERR' || code === 'IBV_WC_WR_FLUSH_ERR', `sync op after the kill fails (${code})`);
   });
 
-  t.test('a silent target trips the op timeout (RETRY_EXC), never a hang', async (t) => {
+  t.test('a silent target trips the op timeout (RETRY_EXC), never a hang', { skip: provider === 'verbs' && 'verbs: the RNIC (or rxe in the kernel) keeps serving a SIGSTOPped process' }, async (t) => {
     const target = await startTarget(1 << 20);
     const fabric = Fabric.open({ ...initiatorOptions(), timeoutMs: 300 });
     t.teardown(async () => {
