@@ -93,19 +93,27 @@ export function register(program: Command): void {
     .action(async (file: string, o: { timeout: number }) => {
       const abs = configPath(file);
       const cfg = loadConfig(abs);
+      // A live bar on a terminal; one line per event otherwise (logs, CI).
+      const tty = process.stderr.isTTY === true;
       const bar = new cliProgress.SingleBar(
-        { format: 'starting monitors [{bar}] {value}/{total} {message}', stream: process.stderr, hideCursor: false, clearOnComplete: false, noTTYOutput: true, notTTYSchedule: 500 },
+        { format: 'starting monitors [{bar}] {value}/{total} {message}', stream: process.stderr, hideCursor: false, clearOnComplete: false },
         cliProgress.Presets.shades_classic,
       );
-      bar.start(cfg.nodes.length, 0, { message: '' });
+      if (tty) bar.start(cfg.nodes.length, 0, { message: '' });
+      const onProgress = (p: { ready: number; total: number; message: string }) => {
+        if (tty) bar.update(p.ready, { message: p.message });
+        else process.stderr.write(`legoos up: [${p.ready}/${p.total}] ${p.message}\n`);
+      };
       try {
-        const state = await up(abs, { timeoutMs: o.timeout, onProgress: (p) => bar.update(p.ready, { message: p.message }) });
-        bar.update(state.nodes.length, { message: 'all ready' });
-        bar.stop();
+        const state = await up(abs, { timeoutMs: o.timeout, onProgress });
+        if (tty) {
+          bar.update(state.nodes.length, { message: 'all ready' });
+          bar.stop();
+        }
         for (const n of state.nodes) process.stdout.write(`${n.role.padEnd(9)} nid ${String(n.nid).padEnd(4)} pid ${String(n.pid).padEnd(8)} ${n.host}:${n.port}  log ${path.relative(process.cwd(), n.log)}\n`);
         process.stdout.write(`cluster up (${state.nodes.length} monitors); state in ${path.relative(process.cwd(), path.join(path.dirname(abs), '.legoos', 'state.json'))}\n`);
       } catch (err) {
-        bar.stop();
+        if (tty) bar.stop();
         throw err;
       }
     });

@@ -6,6 +6,7 @@
 // plane is request/reply only, and a poll that waits for output costs one round trip per burst.
 import { pathToFileURL } from 'node:url';
 import { isAbsolute } from 'node:path';
+import { stat } from 'node:fs/promises';
 import { ConfigError, RpcError, SyscallError } from '../../errors.js';
 import { cacheOf, clusterSecret, coresOf, globalNode, nodeById, type Config } from '../../config/index.js';
 import type { MonitorHandle, MonitorOptions } from '../common/types.js';
@@ -185,6 +186,13 @@ export class ProcessorMonitor {
     if (this.jobs.has(p.pid)) throw new SyscallError('EEXIST', `process ${p.pid} already exists`);
     const program = req.program;
     if (typeof program !== 'string' || !isAbsolute(program)) throw new SyscallError('EINVAL', 'C2P_RUN: program must be an absolute path');
+    let moduleUrl: string;
+    try {
+      // Workers cache modules by URL: a rebuilt program must not run its stale copy.
+      moduleUrl = `${pathToFileURL(program).href}?mtime=${(await stat(program)).mtimeMs}`;
+    } catch {
+      throw new SyscallError('ENOENT', `program ${program} not found on processor ${this.opts.nid}`);
+    }
     const argv = Array.isArray(req.argv) ? req.argv.map(String) : [];
     const uid = typeof req.uid === 'number' ? req.uid : -1;
     const users = await this.usersOf(p.vnode);
@@ -216,7 +224,7 @@ export class ProcessorMonitor {
     };
     this.log.info({ pid: p.pid, vnode: p.vnode, uid, program }, 'process start');
     this.runtime
-      .run({ pid: p.pid, asid: p.asid, uid, vnode: p.vnode, moduleUrl: pathToFileURL(program).href, argv }, backend, stdio)
+      .run({ pid: p.pid, asid: p.asid, uid, vnode: p.vnode, moduleUrl, argv }, backend, stdio)
       .then(
         (r) => ({ code: r.exitCode, threads: r.counters.threads, syscalls: r.counters.syscalls }),
         (err: unknown) => {
