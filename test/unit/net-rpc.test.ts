@@ -171,6 +171,19 @@ t.test('random and mutated frames never crash the server; a legitimate client ke
     }
   }
   conn.destroy();
+  // garbage before any handshake, on 50 fresh connections at once
+  const raws = await Promise.all(
+    Array.from({ length: 50 }, async () => {
+      const r = net.connect(addr);
+      r.on('error', () => undefined);
+      r.resume();
+      await new Promise((res) => r.once('connect', res));
+      r.write(Buffer.from(Array.from({ length: 1 + Math.floor(rand() * 300) }, () => Math.floor(rand() * 256))));
+      return r;
+    }),
+  );
+  t.equal((await good.call(Opcode.P2M_BRK, { vnode: 1, pid: 1, addr: 1 })).brk, 4, 'served while garbage connections are open');
+  for (const r of raws) r.destroy();
   const s = server.stats();
   t.ok(s.malformed > 0, 'malformed frames were counted');
   t.same(await good.call(Opcode.X_PING, {}), { nid: 7, role: 'global', uptimeMs: 1 });
