@@ -12,7 +12,8 @@ import { prepareStore, storeLoadThread, storeRunThread, type StoreThreadParams, 
 import { KvStore } from './store.js';
 import { workloadSpec } from './workload.js';
 
-export type PhaseProgress = (phase: 'load' | 'run', done: number, total: number) => void;
+/** Progress of a run; 'cluster' (monitors ready / total) only from the remote backend. */
+export type PhaseProgress = (phase: 'cluster' | 'load' | 'run', done: number, total: number) => void;
 
 /** Bound on any one phase waiting for its workers (a hung worker fails the run, not the caller). */
 const PHASE_TIMEOUT_MS = 30 * 60_000;

@@ -4,48 +4,144 @@
 import type { AddressSpace, ProcessMemory } from '../mem/types.js';
 import type { YcsbParams, YcsbResult } from './result.js';
 import { summarize } from './stats.js';
-import { prepareStore, storeLoadThread, storeRunThread, type StoreThreadParams, type ThreadRunResult } from './store-client.js';
+import { prepareStore, storeLoadThread, storeRunThread, threadOps, type StoreThreadParams, type ThreadRunResult } from './store-client.js';
 import { KvStore } from './store.js';
 import { workloadSpec } from './workload.js';
 
-/** What runYcsbInProgram needs of `sys`; cacheStats is used when the processor provides it. */
+/** Counters as the processor reports them: its `sys.cacheStats()` gives this process's row and
+ *  the whole cache's; a plain record (e.g. from a test double) is taken as the process's row. */
+export type CacheStatsLike = Record<string, number> | { process: Record<string, number>; cache?: Record<string, number> };
+
+/** What runYcsbInProgram needs of `sys`; cacheStats is used when the processor provides it,
+ *  spawnThread and write (fd 2, progress) only for threads > 1 and progress reports. */
 export type YcsbSys = ProcessMemory &
   AddressSpace & {
-    cacheStats?: () => Record<string, number>;
+    cacheStats?: () => CacheStatsLike;
+    spawnThread?: <T = unknown>(exportName: string, arg?: unknown) => Promise<T>;
+    write?: (fd: number, data: Uint8Array | string) => number | Promise<number>;
   };
 
 export interface ProgramParams extends YcsbParams {
-  /** Called with (phase, done, total) now and then. */
+  /** Called with (phase, done, total) now and then (single-threaded runs, in the calling thread). */
   onProgress?: (phase: 'load' | 'run', done: number, total: number) => void;
+  /** Write progress lines (see PROGRESS_PREFIX) to fd 2, from every client thread. */
+  progress?: boolean;
 }
 
-function ratio(stats: Record<string, number> | undefined, before: Record<string, number> | undefined): number | undefined {
-  if (!stats) return undefined;
-  const d = (k: string): number => (stats[k] ?? 0) - (before?.[k] ?? 0);
-  const hits = d('hits');
-  const misses = d('misses');
+/** Progress lines a YCSB program writes to its stderr: `#ycsb-progress <phase> <thread> <done> <total>`.
+ *  The host (lib/ycsb/remote.ts) sums them per phase; any other stderr text is the program's own. */
+export const PROGRESS_PREFIX = '#ycsb-progress ';
+
+export function parseProgressLine(line: string): { phase: 'load' | 'run'; thread: number; done: number; total: number } | null {
+  if (!line.startsWith(PROGRESS_PREFIX)) return null;
+  const [phase, thread, done, total] = line.slice(PROGRESS_PREFIX.length).trim().split(' ');
+  if (phase !== 'load' && phase !== 'run') return null;
+  const n = [thread, done, total].map(Number);
+  if (n.some((x) => !Number.isSafeInteger(x) || x < 0)) return null;
+  return { phase, thread: n[0]!, done: n[1]!, total: n[2]! };
+}
+
+function progressReporter(sys: YcsbSys, phase: 'load' | 'run', thread: number, total: number): (n: number) => void {
+  const write = sys.write;
+  if (!write) return () => undefined;
+  // Fire and forget: the syscall message leaves at once; waiting for its reply would stall the
+  // measured loop on the processor's main thread.
+  return (n) => {
+    try {
+      const r = write.call(sys, 2, `${PROGRESS_PREFIX}${phase} ${thread} ${n} ${total}\n`);
+      if (r instanceof Promise) r.catch(() => undefined);
+    } catch {
+      // progress is best effort
+    }
+  };
+}
+
+function processCounters(s: CacheStatsLike | undefined): Record<string, number> | undefined {
+  if (!s) return undefined;
+  if ('process' in s && typeof s.process === 'object') return s.process;
+  return s as Record<string, number>;
+}
+
+/** Counter deltas between two snapshots of this process's cache statistics. */
+export function statsDelta(after: CacheStatsLike | undefined, before: CacheStatsLike | undefined): Record<string, number> | undefined {
+  const a = processCounters(after);
+  if (!a) return undefined;
+  const b = processCounters(before) ?? {};
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(a)) if (typeof v === 'number') out[k] = v - (b[k] ?? 0);
+  return out;
+}
+
+function hitRatio(d: Record<string, number> | undefined): number | undefined {
+  if (!d) return undefined;
+  const hits = d.hits ?? 0;
+  const misses = d.misses ?? 0;
   return hits + misses > 0 ? hits / (hits + misses) : undefined;
 }
 
+/** The argument of one client thread of a multi-threaded YCSB program. */
+export interface YcsbThreadArg {
+  tp: StoreThreadParams;
+  progress: boolean;
+}
+
+/** Thread entry (load phase); a program re-exports it so sys.spawnThread can find it by name. */
+export function ycsbLoadThread(sys: YcsbSys, arg: YcsbThreadArg): { ops: number; startMs: number; endMs: number } {
+  const { tp } = arg;
+  return storeLoadThread(sys, tp, arg.progress ? progressReporter(sys, 'load', tp.threadIndex, tp.spec.recordCount) : undefined);
+}
+
+/** Thread entry (run phase). */
+export function ycsbRunThread(sys: YcsbSys, arg: YcsbThreadArg): ThreadRunResult {
+  const { tp } = arg;
+  return storeRunThread(sys, tp, arg.progress ? progressReporter(sys, 'run', tp.threadIndex, threadOps(tp.spec.operationCount, tp.threads, tp.threadIndex)) : undefined);
+}
+
+/** Export names under which a YCSB program must re-export the thread entries above. */
+export const THREAD_EXPORTS = { load: 'ycsbLoadThread', run: 'ycsbRunThread' } as const;
+
 /**
- * Load then run one YCSB workload over the program's own memory, in the calling thread, and
- * return the result (backend 'remote'). Threads of a multi-threaded program can instead call
- * prepareStore once and then storeLoadThread / storeRunThread each with its threadIndex.
+ * Load then run one YCSB workload over the program's own memory and return the result (backend
+ * 'remote'). One client thread runs in the calling thread; with threads > 1 the calling thread
+ * formats the store and then starts that many threads of this process with sys.spawnThread (the
+ * program module must re-export ycsbLoadThread / ycsbRunThread), all sharing the store.
+ * hitRatio and cacheStats cover the run phase only (counter deltas of this process's ASID).
  */
 export async function runYcsbInProgram(sys: YcsbSys, params: ProgramParams): Promise<YcsbResult> {
-  if (params.threads !== 1) {
-    throw new RangeError('runYcsbInProgram runs one client thread; for more, call storeRunThread from each program thread');
+  const threads = params.threads;
+  if (threads > 1 && typeof sys.spawnThread !== 'function') {
+    throw new RangeError(`threads: ${threads} client threads need sys.spawnThread, which this sys does not provide`);
   }
   const spec = workloadSpec(params.workload, { ...params.overrides, recordCount: params.records, operationCount: params.ops });
-  const base = await prepareStore(sys, sys, spec, 1);
-  const tp: StoreThreadParams = { spec, seed: params.seed, threadIndex: 0, threads: 1, storeBase: base };
-  const load = storeLoadThread(sys, tp, (n) => params.onProgress?.('load', n, spec.recordCount));
-  const before = sys.cacheStats?.();
-  const run: ThreadRunResult = storeRunThread(sys, tp, (n) => params.onProgress?.('run', n, spec.operationCount));
+  const base = await prepareStore(sys, sys, spec, threads);
+  const tp = (i: number): StoreThreadParams => ({ spec, seed: params.seed, threadIndex: i, threads, storeBase: base });
+  const progress = params.progress === true;
+  let loads: { ops: number; startMs: number; endMs: number }[];
+  let runs: ThreadRunResult[];
+  let before: CacheStatsLike | undefined;
+  if (threads === 1) {
+    const report = (phase: 'load' | 'run', total: number): ((n: number) => void) => {
+      const line = progress ? progressReporter(sys, phase, 0, total) : undefined;
+      return (n) => {
+        params.onProgress?.(phase, n, total);
+        line?.(n);
+      };
+    };
+    loads = [storeLoadThread(sys, tp(0), report('load', spec.recordCount))];
+    before = sys.cacheStats?.();
+    runs = [storeRunThread(sys, tp(0), report('run', spec.operationCount))];
+  } else {
+    const spawn = sys.spawnThread!.bind(sys);
+    const all = <T>(name: string): Promise<T[]> => Promise.all(Array.from({ length: threads }, (_, i) => spawn<T>(name, { tp: tp(i), progress } satisfies YcsbThreadArg)));
+    loads = await all(THREAD_EXPORTS.load);
+    before = sys.cacheStats?.();
+    runs = await all<ThreadRunResult>(THREAD_EXPORTS.run);
+  }
   const after = sys.cacheStats?.();
-  return assembleResult('remote', params, [load], [run], {
-    cacheStats: after,
-    hitRatio: ratio(after, before),
+  const delta = statsDelta(after, before);
+  return assembleResult('remote', params, loads, runs, {
+    cacheStats: delta,
+    hitRatio: hitRatio(delta),
     dataBytes: KvStore.open(sys, base, { threadSafe: false }).usedBytes,
   });
 }

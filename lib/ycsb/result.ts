@@ -23,11 +23,14 @@ export interface YcsbResult {
   cdf: Partial<Record<OpType, [number, number][]>>;
   /** Operations whose key was not found (0 in a correct run). */
   notFound: number;
-  /** ExCache hit ratio over the run phase (remote backend). */
+  /** ExCache hit ratio over the run phase (remote backend): hits / (hits + misses) of this process. */
   hitRatio?: number;
+  /** ExCache counters of this process over the run phase (deltas). */
   cacheStats?: Record<string, number>;
-  /** Bytes of store data (index + records) in the memory under test. */
+  /** Bytes of store data (index + records) in the memory under test, at the end of the run. */
   dataBytes?: number;
+  /** Remote backend: cluster, cache geometry and process it ran on. */
+  remote?: import('./remote.js').RemoteInfo;
 }
 
 /** The parameters every backend takes. */

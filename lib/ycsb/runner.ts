@@ -1,8 +1,8 @@
 // Load then run one workload on one backend. Local and Redis run here; the remote backend runs
-// the same store-client code inside a legoos program (runRemote -> examples/ycsb.ts).
+// the same store-client code inside a legoos program (runRemote / RemoteSession -> examples/ycsb.ts).
 import { runLocal, type PhaseProgress } from './local.js';
 import { runRedis } from './redis.js';
-import { runRemote } from './remote.js';
+import { runRemote, type RemoteSession } from './remote.js';
 import type { Backend, YcsbParams, YcsbResult } from './result.js';
 
 export type { Backend, YcsbParams, YcsbResult } from './result.js';
@@ -15,6 +15,9 @@ export interface RunnerParams extends YcsbParams {
   /** Remote: cluster.yaml; default: the embedded local cluster. */
   config?: string;
   onProgress?: PhaseProgress;
+  /** Remote: run in this session (cluster reused across runs with the same cache); default a
+   *  temporary cluster per run. */
+  session?: RemoteSession;
 }
 
 export const BACKENDS: readonly Backend[] = ['remote', 'local', 'redis'];
@@ -29,14 +32,18 @@ export function validateParams(p: YcsbParams): void {
 
 export async function runYcsb(p: RunnerParams): Promise<YcsbResult> {
   validateParams(p);
-  const { backend, onProgress, ...rest } = p;
+  const { backend, onProgress, session, ...rest } = p;
   switch (backend) {
     case 'local':
       return runLocal(rest, onProgress);
     case 'redis':
       return runRedis(rest, onProgress);
     case 'remote':
-      return runRemote(rest);
+      if (session) {
+        const { config: _c, redis: _r, ...params } = rest;
+        return session.run(params, onProgress);
+      }
+      return runRemote(rest, onProgress);
     default:
       throw new RangeError(`backend must be one of ${BACKENDS.join(', ')}, got '${String(backend)}'`);
   }

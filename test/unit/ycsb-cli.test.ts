@@ -48,13 +48,16 @@ t.test('bench ycsb --backends local,redis --json', async (t) => {
 });
 
 t.test('table output and errors', async (t) => {
+  const out0 = mkdtempSync(join(tmpdir(), 'ycsb-cli-'));
+  t.teardown(() => rmSync(out0, { recursive: true, force: true }));
   const r = await legoos(['bench', 'ycsb', '--workload', 'c', '--records', '200', '--ops', '500', '--backends', 'local']);
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /YCSB workload C: records 200, ops 500/);
   t.match(r.stdout, /local\s+READ\s+500\s/);
-  const remote = await legoos(['bench', 'ycsb', '--records', '100', '--ops', '100', '--backends', 'remote']);
-  t.equal(remote.code, 1, 'remote fails until the cluster is wired');
-  t.match(remote.stderr, /remote backend not available yet/);
+  // --config names a cluster that is not running: a clear error, no numbers.
+  const remote = await legoos(['bench', 'ycsb', '--records', '100', '--ops', '100', '--backends', 'remote', '--config', join(out0, 'cluster.yaml')]);
+  t.equal(remote.code, 1);
+  t.match(remote.stderr, /cannot read config .*cluster\.yaml/);
   t.equal(remote.stdout, '', 'no fake numbers');
   const bad = await legoos(['bench', 'ycsb', '--workload', 'z']);
   t.not(bad.code, 0);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { cdfSvg, svgToPng, throughputSvg } from '../../ycsb/plot.js';
+import { RemoteSession } from '../../ycsb/remote.js';
 import { BACKENDS, runYcsb, type Backend, type YcsbResult } from '../../ycsb/runner.js';
 import { OP_TYPES, type OpType } from '../../ycsb/workload.js';
 
@@ -121,53 +122,107 @@ export function formatTable(report: BenchYcsbReport): string {
         lines.push(`  ${name.padEnd(14)} throughput ${row.throughput}x; ${ops}${row.hitRatio !== undefined ? `; hit ratio ${(row.hitRatio * 100).toFixed(1)}%` : ''}`);
       }
     }
+    const caches = cacheLines(report.results.filter((x) => x.workload === wl));
+    if (caches.length > 0) lines.push('cache (run-phase hit ratio above; data = store after load: index + records)', ...caches);
     lines.push('');
   }
   return lines.join('\n');
 }
 
-/** Run every (workload, backend, cache ratio) combination; the cache ratio applies to remote only. */
-export async function benchYcsb(o: BenchYcsbOptions): Promise<BenchYcsbReport> {
-  const results: YcsbResult[] = [];
+/** Run every (workload, backend, cache ratio) combination; the cache ratio applies to remote only.
+ *  Remote runs go first, grouped by cache ratio, so that one temporary cluster serves every
+ *  workload at that ratio; results come back in (workload, backend, ratio) order. */
+export async function benchYcsb(o: BenchYcsbOptions, ctx: { session?: RemoteSession } = {}): Promise<BenchYcsbReport> {
   const useBar = o.progress && process.stderr.isTTY === true;
+  interface Planned {
+    workload: string;
+    backend: Backend;
+    cacheRatio: number | null;
+  }
+  const plan: Planned[] = [];
   for (const workload of o.workload) {
     for (const backend of o.backends) {
-      const ratios: (number | null)[] = backend === 'remote' ? o.cacheRatio : [null];
-      for (const cacheRatio of ratios) {
-        const label = `${workload.toUpperCase()} ${backend}${cacheRatio != null ? `@${cacheRatio}` : ''}`;
-        const bar = useBar
-          ? new cliProgress.SingleBar({ stream: process.stderr, format: '{label} {phase} [{bar}] {percentage}% {value}/{total}', hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic)
-          : null;
-        let phase = '';
-        try {
-          const r = await runYcsb({
-            backend,
-            workload,
-            records: o.records,
-            ops: o.ops,
-            threads: o.threads,
-            seed: o.seed,
-            cacheRatio,
-            ...(o.redis !== undefined ? { redis: o.redis } : {}),
-            ...(o.config !== undefined ? { config: o.config } : {}),
-            onProgress: (ph, done, total) => {
-              if (!bar) return;
-              if (ph !== phase) {
-                if (phase) bar.stop();
-                phase = ph;
-                bar.start(total, done, { label, phase: ph });
-              } else bar.update(done);
-            },
-          });
-          results.push(r);
-        } finally {
-          bar?.stop();
-        }
+      for (const cacheRatio of backend === 'remote' ? o.cacheRatio : [null]) plan.push({ workload, backend, cacheRatio });
+    }
+  }
+  const order: number[] = [];
+  for (const ratio of o.cacheRatio) plan.forEach((p, i) => p.backend === 'remote' && p.cacheRatio === ratio && !order.includes(i) && order.push(i));
+  plan.forEach((p, i) => p.backend !== 'remote' && order.push(i));
+  const session = ctx.session ?? (o.backends.includes('remote') ? new RemoteSession(o.config !== undefined ? { config: o.config } : {}) : undefined);
+  const results: YcsbResult[] = new Array(plan.length);
+  try {
+    for (const i of order) {
+      const { workload, backend, cacheRatio } = plan[i]!;
+      const label = `${workload.toUpperCase()} ${backend}${cacheRatio != null ? `@${cacheRatio}` : ''}`;
+      const bar = useBar
+        ? new cliProgress.SingleBar({ stream: process.stderr, format: '{label} {phase} [{bar}] {percentage}% {value}/{total}', hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic)
+        : null;
+      let phase = '';
+      try {
+        results[i] = await runYcsb({
+          backend,
+          workload,
+          records: o.records,
+          ops: o.ops,
+          threads: o.threads,
+          seed: o.seed,
+          cacheRatio,
+          ...(o.redis !== undefined ? { redis: o.redis } : {}),
+          ...(o.config !== undefined ? { config: o.config } : {}),
+          ...(session ? { session } : {}),
+          onProgress: (ph, done, total) => {
+            if (!bar) return;
+            const name = ph === 'cluster' ? 'starting cluster (monitors ready)' : ph;
+            if (ph !== phase) {
+              if (phase) bar.stop();
+              phase = ph;
+              bar.start(total, done, { label, phase: name });
+            } else bar.update(done);
+          },
+        });
+      } finally {
+        bar?.stop();
       }
     }
+  } finally {
+    if (!ctx.session) await session?.close();
   }
   const { json: _j, out: _o, progress: _p, ...params } = o;
   return { benchmark: 'ycsb', params, results, ratios: ratioRows(results) };
+}
+
+/**
+ * Run `fn`, then `cleanup`; on SIGINT/SIGTERM meanwhile, run `cleanup` (stopping the monitors
+ * this command started, by PID) and exit 130/143. The monitors are detached from our process
+ * group, so a Ctrl-C at the terminal does not reach them by itself.
+ */
+export async function withSignalCleanup<T>(cleanup: () => Promise<void>, fn: () => Promise<T>): Promise<T> {
+  const onSignal = (sig: NodeJS.Signals): void => {
+    process.stderr.write(`\nlegoos: ${sig}: stopping what this command started...\n`);
+    const hard = setTimeout(() => process.exit(sig === 'SIGINT' ? 130 : 143), 15_000);
+    hard.unref();
+    cleanup().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    return await fn();
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await cleanup();
+  }
+}
+
+/** One line per remote result: the ExCache it had and the data it cached. */
+export function cacheLines(results: YcsbResult[]): string[] {
+  const mib = (b: number): string => `${(b / 1048576).toFixed(2)} MiB`;
+  return results
+    .filter((r) => r.remote)
+    .map((r) => {
+      const x = r.remote!;
+      return `  ${`${r.workload.toUpperCase()} remote@${r.cacheRatio}`.padEnd(18)} ExCache ${mib(x.cache.bytes)} (${x.cache.sets} sets x ${x.cache.ways} ways x ${x.cache.lineSize} B) for ${mib(x.loadedDataBytes)} of loaded data: effective ratio ${x.effectiveCacheRatio.toFixed(3)}; processor ${x.processorNid}, ${x.cores} cores`;
+    });
 }
 
 export async function writeOutputs(dir: string, report: BenchYcsbReport): Promise<string[]> {
@@ -203,7 +258,7 @@ export function register(bench: Command): void {
     .addOption(new Option('--ops <n>', 'operations in the run phase').argParser(posInt('--ops')).default(50000))
     .addOption(new Option('--threads <n>', 'client threads (one connection each for Redis)').argParser(posInt('--threads')).default(1))
     .addOption(new Option('--cache-ratio <list>', 'ExCache size / data size for the remote backend, comma-separated').argParser(list(parseRatio)).default([1.0]))
-    .addOption(new Option('--backends <list>', `backends among ${BACKENDS.join(',')}`).argParser(list(parseBackend)).default(['local', 'redis']))
+    .addOption(new Option('--backends <list>', `backends among ${BACKENDS.join(',')}`).argParser(list(parseBackend)).default(['remote', 'local', 'redis']))
     .addOption(new Option('--seed <n>', 'PRNG seed').argParser((v) => {
       const n = Number(v);
       if (!Number.isSafeInteger(n)) throw new InvalidArgumentError('--seed must be an integer');
@@ -215,7 +270,11 @@ export function register(bench: Command): void {
     .option('--out <dir>', 'write ycsb.json and latency CDF / throughput plots (SVG + PNG) to this directory')
     .option('--no-progress', 'no progress bar on stderr')
     .action(async (opts: BenchYcsbOptions) => {
-      const report = await benchYcsb(opts);
+      const session = opts.backends.includes('remote') ? new RemoteSession(opts.config !== undefined ? { config: opts.config } : {}) : undefined;
+      const report = await withSignalCleanup(
+        async () => session?.close(),
+        () => benchYcsb(opts, session ? { session } : {}),
+      );
       if (opts.json) process.stdout.write(JSON.stringify(report) + '\n');
       else process.stdout.write(formatTable(report) + '\n');
       if (opts.out) {

@@ -1,4 +1,142 @@
-// Placeholder until its issue lands; replaced by the real command module.
-import type { Command } from 'commander';
+// legoos demo: the README's main command. Starts a temporary local cluster (global, memory,
+// storage and processor monitors, each its own OS process, tcp fabric on loopback), runs YCSB
+// workloads over disaggregated memory at two ExCache sizes and over local DRAM, prints the
+// comparison, writes the plots, and stops everything it started (also on Ctrl-C and on error).
+import path from 'node:path';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { RemoteSession } from '../../ycsb/remote.js';
+import type { YcsbResult } from '../../ycsb/result.js';
+import { OP_TYPES } from '../../ycsb/workload.js';
+import { benchYcsb, cacheLines, withSignalCleanup, writeOutputs, type BenchYcsbReport } from './bench-ycsb.js';
 
-export function register(_program: Command): void {}
+export interface DemoOptions {
+  workload: string[];
+  records: number;
+  ops: number;
+  threads: number;
+  cacheRatio: number[];
+  seed: number;
+  out: string;
+  json: boolean;
+  progress: boolean;
+}
+
+const posInt = (name: string) => (v: string): number => {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer`);
+  return n;
+};
+const list = <T>(parse: (s: string) => T) => (v: string): T[] => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map(parse);
+const parseWorkload = (s: string): string => {
+  const w = s.toLowerCase();
+  if (!/^[a-f]$/.test(w)) throw new InvalidArgumentError(`workload must be one of a..f, got '${s}'`);
+  return w;
+};
+const parseRatio = (s: string): number => {
+  const n = Number(s);
+  if (!(n > 0)) throw new InvalidArgumentError(`cache ratio must be a number > 0, got '${s}'`);
+  return n;
+};
+
+const num = (v: number | undefined, d: number): string => (v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(d));
+
+/** The demo's table: per workload, throughput and p50/p99 per operation, ratio to local, hit ratio. */
+export function formatDemoTable(report: BenchYcsbReport): string {
+  const p = report.params;
+  const lines: string[] = [];
+  for (const wl of p.workload) {
+    const rs = report.results.filter((r) => r.workload === wl);
+    const local = rs.find((r) => r.backend === 'local');
+    const ops = OP_TYPES.filter((op) => rs.some((r) => r.perOp[op]));
+    lines.push(`YCSB ${wl.toUpperCase()} (${p.records} records, ${p.ops} ops, ${p.threads} thread${p.threads > 1 ? 's' : ''}; latencies in µs; x local: remote / local)`);
+    let head = `${'backend'.padEnd(14)}${'ops/s'.padStart(10)}${'x local'.padStart(9)}`;
+    for (const op of ops) head += `${`${op} p50`.padStart(op.length + 6)}${'p99'.padStart(9)}${'x p50'.padStart(8)}${'x p99'.padStart(8)}`;
+    head += `${'hit'.padStart(8)}`;
+    lines.push(head);
+    const order = (r: YcsbResult): number => (r.backend === 'local' ? -1 : r.backend === 'remote' ? -(r.cacheRatio ?? 0) : 1);
+    for (const r of [...rs].sort((a, b) => order(a) - order(b))) {
+      const name = r.cacheRatio != null ? `${r.backend}@${r.cacheRatio}` : r.backend;
+      const x = (a: number | undefined, b: number | undefined): string => (a !== undefined && b ? (a / b).toFixed(2) : '-');
+      let row = `${name.padEnd(14)}${num(r.throughput, 0).padStart(10)}${(local ? x(r.throughput, local.throughput) : '-').padStart(9)}`;
+      for (const op of ops) {
+        const s = r.perOp[op];
+        const b = local?.perOp[op];
+        row += `${num(s?.p50, 2).padStart(op.length + 6)}${num(s?.p99, 2).padStart(9)}${x(s?.p50, b?.p50).padStart(8)}${x(s?.p99, b?.p99).padStart(8)}`;
+      }
+      row += (r.hitRatio !== undefined ? `${(r.hitRatio * 100).toFixed(1)}%` : '-').padStart(8);
+      lines.push(row);
+      if (r.notFound > 0) lines.push(`  WARNING: ${r.notFound} operations found no record`);
+    }
+    lines.push(...cacheLines(rs));
+    lines.push('');
+  }
+  return lines.join('\n');
+}
+
+export async function runDemo(o: DemoOptions): Promise<{ report: BenchYcsbReport; files: string[]; monitorPids: number[] }> {
+  const session = new RemoteSession();
+  const report = await withSignalCleanup(
+    () => session.close(),
+    () =>
+      benchYcsb(
+        {
+          workload: o.workload,
+          records: o.records,
+          ops: o.ops,
+          threads: o.threads,
+          cacheRatio: o.cacheRatio,
+          backends: ['remote', 'local'],
+          seed: o.seed,
+          json: false,
+          progress: o.progress,
+        },
+        { session },
+      ),
+  );
+  const left = session.livePids();
+  if (left.length > 0) throw new Error(`monitors still running after the demo: pids ${left.join(', ')}`);
+  const files = await writeOutputs(o.out, report);
+  return { report, files, monitorPids: [...session.startedPids] };
+}
+
+export function register(program: Command): void {
+  program
+    .command('demo')
+    .description(
+      'start a temporary local cluster, run YCSB over disaggregated memory (two ExCache sizes) and local DRAM, print the comparison, write plots, stop everything',
+    )
+    .addOption(new Option('-w, --workload <list>', 'YCSB core workloads a..f, comma-separated').argParser(list(parseWorkload)).default(['a', 'c']))
+    .addOption(new Option('--records <n>', 'records loaded').argParser(posInt('--records')).default(10000))
+    .addOption(new Option('--ops <n>', 'operations in each run phase').argParser(posInt('--ops')).default(20000))
+    .addOption(new Option('--threads <n>', 'client threads (threads of one legoos process on remote)').argParser(posInt('--threads')).default(1))
+    .addOption(new Option('--cache-ratio <list>', 'ExCache size / data size, comma-separated').argParser(list(parseRatio)).default([1.0, 0.25]))
+    .addOption(new Option('--seed <n>', 'PRNG seed').argParser((v) => {
+      const n = Number(v);
+      if (!Number.isSafeInteger(n)) throw new InvalidArgumentError('--seed must be an integer');
+      return n;
+    }).default(1))
+    .option('--out <dir>', 'directory for ycsb.json and the plots (SVG + PNG)', './legoos-demo-out')
+    .option('--json', 'print the report as one JSON document instead of the table', false)
+    .option('--no-progress', 'no progress bar on stderr')
+    .addHelpText(
+      'after',
+      '\nWhat runs: one OS process per monitor (global, memory, storage, processor) on this host, talking over TCP on\n' +
+        'loopback (the tcp fabric provider: one-sided READ/WRITE served by the memory monitor\'s native thread). The YCSB\n' +
+        'store lives in a legoos process\'s memory behind the ExCache (size = ratio x data size); the baseline is the\n' +
+        'same store code over local DRAM in this process. A new cluster is started per cache ratio and stopped at the end.',
+    )
+    .action(async (opts: DemoOptions) => {
+      const out = path.resolve(opts.out);
+      process.stderr.write(
+        `legoos demo: YCSB ${opts.workload.map((w) => w.toUpperCase()).join(', ')} with ${opts.records} records and ${opts.ops} ops, ` +
+          `remote at cache ratio${opts.cacheRatio.length > 1 ? 's' : ''} ${opts.cacheRatio.join(', ')} vs local DRAM\n`,
+      );
+      const { report, files, monitorPids } = await runDemo({ ...opts, out });
+      if (opts.json) process.stdout.write(JSON.stringify(report) + '\n');
+      else {
+        process.stdout.write(formatDemoTable(report) + '\n');
+        process.stdout.write(`plots and ycsb.json (${files.length} files) in ${out}\n`);
+      }
+      process.stderr.write(`legoos demo: stopped the ${monitorPids.length} monitor processes it started (pids ${monitorPids.join(', ')})\n`);
+    });
+}
