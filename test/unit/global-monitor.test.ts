@@ -1,6 +1,7 @@
 import t from 'tap';
 import { Opcode } from '../../lib/net/opcodes.js';
-import { fakeMember, MiB, KiB, client, smallCluster, startGlobal, testConfig, waitFor } from './global-fixture.js';
+import { startGlobalMonitor } from '../../lib/monitors/global/index.js';
+import { fakeMember, MiB, KiB, client, quiet, smallCluster, startGlobal, testConfig, waitFor } from './global-fixture.js';
 
 t.test('GPM places each new process on the processor with the fewest running threads', async (t) => {
   const { global, p10 } = await smallCluster(t);
@@ -95,4 +96,24 @@ t.test('membership: registration is checked; missed heartbeats mark a node dead;
   t.same(nodes.nodes.map((n) => [n.nid, n.port, n.alive]), [[3, 40003, true]]);
   const vn = await unknown.call(Opcode.X2G_VNODES, {});
   t.same(vn.vnodes.map((v) => [v.id, v.ip, v.mount, v.storageNid]), [[1, '10.0.0.1', 'v1', 3], [2, '10.0.0.2', 'v2', 3]]);
+});
+
+t.test('a memory monitor that stops heartbeating (closed) is marked dead; a restarted global learns members again', async (t) => {
+  const { global, mems } = await smallCluster(t);
+  const alive = (nid: number) => global.nodes().find((n) => n.nid === nid)!.alive;
+  t.equal(alive(1), true);
+  t.equal(alive(2), true);
+  await mems.get(1)!.close();
+  t.ok(await waitFor(() => !alive(1), 5000), 'memory 1 marked dead');
+  t.equal(alive(2), true, 'memory 2 keeps heartbeating');
+  const free = global.nodes().find((n) => n.nid === 2)!;
+  t.equal(free.capacityBytes, 4 * MiB, 'capacity from registration');
+  t.equal(free.freeBytes, 4 * MiB, 'free memory from heartbeats');
+  // the global monitor restarts on the same port: memory 2 registers again by itself
+  const port = global.address.port;
+  await global.close();
+  const again = await startGlobalMonitor(testConfig(), 0, { port, logger: quiet });
+  t.teardown(() => again.close());
+  t.ok(await waitFor(() => again.nodes().find((n) => n.nid === 2)!.alive, 5000), 'memory 2 re-registered with the new global');
+  t.equal(again.nodes().find((n) => n.nid === 1)!.registered, false, 'the closed one did not');
 });
