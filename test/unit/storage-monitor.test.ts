@@ -155,6 +155,10 @@ t.test('owner uid and permission bits are enforced between two uids', async (t) 
   await c.call(Opcode.P2S_MKDIR, { ...alice, path: 'home', mode: 0o755 });
   t.equal((await err(c.call(Opcode.P2S_OPEN, { ...bob, path: 'home/x', flags: { create: true, write: true } }))).code, 'EACCES');
   await c.call(Opcode.P2S_OPEN, { ...alice, path: 'home/x', flags: { create: true, write: true } });
+  t.equal((await c.call(Opcode.P2S_STAT, { ...bob, path: 'home/x' })).uid, ALICE, 'bob may search 0755');
+  await c.call(Opcode.P2S_CHMOD, { ...alice, path: 'home', mode: 0o700 });
+  t.equal((await err(c.call(Opcode.P2S_READ, { ...bob, path: 'home/x', offset: 0, length: 1 }))).code, 'EACCES', 'no search permission on 0700 directory');
+  t.equal((await c.call(Opcode.P2S_STAT, { ...alice, path: 'home/x' })).mode, 0o644, 'the owner still can');
   t.same(await c.call(Opcode.P2S_UNLINK, { ...alice, path: 'shared' }), { ok: true }, 'the owner can remove');
   // uids that are not users of the vNode are refused
   t.equal((await err(c.call(Opcode.P2S_STAT, { vnode: 2, uid: BOB, path: '' }))).code, 'EACCES', 'bob is not a user of vNode 2');

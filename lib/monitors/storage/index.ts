@@ -64,6 +64,7 @@ const DEFAULT_DIR: Meta = { uid: 0, mode: 0o755 };
 const MAX_OFFSET = 2 ** 46;
 const R = 4;
 const W = 2;
+const X = 1;
 
 function sysErr(err: unknown, what: string): SyscallError {
   if (err instanceof SyscallError) return err;
@@ -173,6 +174,14 @@ class StorageMonitor {
       }
       const pst = await fsp.stat(parentReal);
       if (!pst.isDirectory()) throw new SyscallError('ENOTDIR', `parent of "${rel}" is not a directory`);
+      // Search (x) permission on every directory on the way, as a Unix path walk does.
+      if (uid !== 0) {
+        for (let i = 1; i < segs.length; i++) {
+          const dirRel = segs.slice(0, i).join('/');
+          const m = await this.meta({ v, rel: dirRel, abs: path.join(v.dir, ...segs.slice(0, i)) }, true);
+          if (!StorageMonitor.allowed(m, uid, X)) throw new SyscallError('EACCES', `uid ${uid} may not search directory "${dirRel}"`);
+        }
+      }
     }
     return { v, rel, abs };
   }
