@@ -66,6 +66,7 @@ const TXI_STRIDE = 4;
 
 const MAX_VADDR = 2 ** 53;
 const SPINS = 1000;
+const MEMO = 256; // entries of CacheMemory's line memo (power of two)
 
 function efault(vaddr: number, length: number): SyscallError {
   return new SyscallError('EFAULT', `bad address 0x${Number.isFinite(vaddr) ? vaddr.toString(16) : String(vaddr)} (length ${length})`);
@@ -226,7 +227,7 @@ export class ExCache {
 
   /** Set index of a line number. */
   setOf(line: number): number {
-    return line < 2147483648 ? line & (this.geometry.sets - 1) : line % this.geometry.sets;
+    return line & (this.geometry.sets - 1);
   }
 
   private asidSlot(asid: number): number {
@@ -618,12 +619,15 @@ class CacheMemory implements ProcessMemory {
   private readonly tb: number;
   private readonly policy: EvictionPolicy;
   private readonly touch: boolean;
-  // Last line this thread touched for this ASID: a seq match proves the way still holds it.
-  private lastLine = -1;
-  private lastWay = 0;
-  private lastSeq = 0;
-  /** Seq validated by the last readWay(). */
+  // Per-thread direct-mapped memo of recently used lines (line -> way, seq at which the tag was
+  // checked). A later access whose way still has that seq skips the set scan: any change to the
+  // way (eviction, store, flush) moves its seq, so a match proves the line is still there.
+  private readonly memoLine = new Float64Array(MEMO).fill(-1);
+  private readonly memoWay = new Int32Array(MEMO);
+  private readonly memoSeq = new Int32Array(MEMO);
+  /** Seq validated by the last readWay() (odd after writeWay()), and its way. */
   private rs = 0;
+  private rw = 0;
   private readonly scratch = new Uint8Array(8);
   private readonly scratchDv = new DataView(this.scratch.buffer);
 
@@ -658,11 +662,13 @@ class CacheMemory implements ProcessMemory {
 
   /** Way holding `line` for reading; this.rs = the seq to validate the copy against. */
   private readWay(line: number): number {
-    if (line === this.lastLine) {
-      const w = this.lastWay;
+    const h = line & (MEMO - 1); // ToInt32 is exact modulo 2^32: no float fmod
+    if (this.memoLine[h] === line) {
+      const w = this.memoWay[h]!;
       const s = Atomics.load(this.seq, w);
-      if (s === this.lastSeq) {
+      if (s === this.memoSeq[h]) {
         this.rs = s;
+        this.rw = w;
         this.hit(w);
         return w;
       }
@@ -670,10 +676,17 @@ class CacheMemory implements ProcessMemory {
     return this.readWaySlow(line);
   }
 
+  private remember(line: number, w: number, s: number): void {
+    const h = line & (MEMO - 1); // ToInt32 is exact modulo 2^32: no float fmod
+    this.memoLine[h] = line;
+    this.memoWay[h] = w;
+    this.memoSeq[h] = s;
+  }
+
   private readWaySlow(line: number): number {
     const tags = this.tags;
     for (;;) {
-      const set = line < 2147483648 ? line & this.setMask : line % this.sets;
+      const set = line & this.setMask; // sets is a power of two; & is exact for any safe integer
       const base = set * this.ways;
       let w = base;
       const end = base + this.ways;
@@ -691,28 +704,28 @@ class CacheMemory implements ProcessMemory {
         if (tags[w] !== line || this.lineAsid[w] !== this.asid) continue;
         this.hit(w);
         this.rs = s;
-        this.lastLine = line;
-        this.lastWay = w;
-        this.lastSeq = s;
+        this.rw = w;
+        this.remember(line, w, s);
         return w;
       }
       const f = this.c.miss(this.asid, line, this.row);
       if (f < 0) continue;
       this.rs = this.c.fillSeq;
-      this.lastLine = line;
-      this.lastWay = f;
-      this.lastSeq = this.rs;
+      this.rw = f;
+      this.remember(line, f, this.rs);
       return f;
     }
   }
 
   /** Own the way holding `line` for writing; returns it with its seq odd (this.rs = odd value). */
   private writeWay(line: number): number {
-    if (line === this.lastLine) {
-      const w = this.lastWay;
-      const s = this.lastSeq;
+    const h = line & (MEMO - 1); // ToInt32 is exact modulo 2^32: no float fmod
+    if (this.memoLine[h] === line) {
+      const w = this.memoWay[h]!;
+      const s = this.memoSeq[h]!;
       if (Atomics.compareExchange(this.seq, w, s, s + 1) === s) {
         this.rs = s + 1;
+        this.rw = w;
         this.hit(w);
         return w;
       }
@@ -733,9 +746,7 @@ class CacheMemory implements ProcessMemory {
     if (dirty) this.flags[w] = this.flags[w]! | F_DIRTY;
     const s = (this.rs + 1) | 0;
     Atomics.store(this.seq, w, s);
-    this.lastLine = line;
-    this.lastWay = w;
-    this.lastSeq = s;
+    this.remember(line, w, s);
   }
 
   private check(vaddr: number, length: number): void {
@@ -806,8 +817,9 @@ class CacheMemory implements ProcessMemory {
     return this.dataBase + w * this.lineSize + off;
   }
 
-  private valid(pos: number): boolean {
-    return Atomics.load(this.seq, (pos - this.dataBase) / this.lineSize | 0) === this.rs;
+  /** The word read since the last readWay() is from a stable line version. */
+  private valid(): boolean {
+    return Atomics.load(this.seq, this.rw) === this.rs;
   }
 
   private crossLoad(vaddr: number, size: number): DataView {
@@ -819,7 +831,7 @@ class CacheMemory implements ProcessMemory {
     for (;;) {
       const p = this.wordRead(vaddr, 1);
       const v = this.u8[p]!;
-      if (this.valid(p)) return v;
+      if (this.valid()) return v;
     }
   }
 
@@ -828,7 +840,7 @@ class CacheMemory implements ProcessMemory {
       const p = this.wordRead(vaddr, 2);
       if (p < 0) return this.crossLoad(vaddr, 2).getUint16(0, true);
       const v = this.dv.getUint16(p, true);
-      if (this.valid(p)) return v;
+      if (this.valid()) return v;
     }
   }
 
@@ -837,7 +849,7 @@ class CacheMemory implements ProcessMemory {
       const p = this.wordRead(vaddr, 4);
       if (p < 0) return this.crossLoad(vaddr, 4).getUint32(0, true);
       const v = this.dv.getUint32(p, true);
-      if (this.valid(p)) return v;
+      if (this.valid()) return v;
     }
   }
 
@@ -846,7 +858,7 @@ class CacheMemory implements ProcessMemory {
       const p = this.wordRead(vaddr, 8);
       if (p < 0) return this.crossLoad(vaddr, 8).getBigUint64(0, true);
       const v = this.dv.getBigUint64(p, true);
-      if (this.valid(p)) return v;
+      if (this.valid()) return v;
     }
   }
 
@@ -855,7 +867,7 @@ class CacheMemory implements ProcessMemory {
       const p = this.wordRead(vaddr, 8);
       if (p < 0) return this.crossLoad(vaddr, 8).getFloat64(0, true);
       const v = this.dv.getFloat64(p, true);
-      if (this.valid(p)) return v;
+      if (this.valid()) return v;
     }
   }
 
@@ -869,15 +881,15 @@ class CacheMemory implements ProcessMemory {
     return this.dataBase + w * this.lineSize + off;
   }
 
-  private doneWrite(p: number, dirty = true): void {
-    const w = (p - this.dataBase) / this.lineSize | 0;
+  private doneWrite(dirty = true): void {
+    const w = this.rw;
     this.releaseWrite(w, this.tags[w]!, dirty);
   }
 
   storeU8(vaddr: number, v: number): void {
     const p = this.wordWrite(vaddr, 1);
     this.u8[p] = v;
-    this.doneWrite(p);
+    this.doneWrite();
   }
 
   storeU16(vaddr: number, v: number): void {
@@ -888,7 +900,7 @@ class CacheMemory implements ProcessMemory {
       return;
     }
     this.dv.setUint16(p, v, true);
-    this.doneWrite(p);
+    this.doneWrite();
   }
 
   storeU32(vaddr: number, v: number): void {
@@ -899,7 +911,7 @@ class CacheMemory implements ProcessMemory {
       return;
     }
     this.dv.setUint32(p, v, true);
-    this.doneWrite(p);
+    this.doneWrite();
   }
 
   storeU64(vaddr: number, v: bigint): void {
@@ -910,7 +922,7 @@ class CacheMemory implements ProcessMemory {
       return;
     }
     this.dv.setBigUint64(p, v, true);
-    this.doneWrite(p);
+    this.doneWrite();
   }
 
   storeF64(vaddr: number, v: number): void {
@@ -921,7 +933,7 @@ class CacheMemory implements ProcessMemory {
       return;
     }
     this.dv.setFloat64(p, v, true);
-    this.doneWrite(p);
+    this.doneWrite();
   }
 
   private aligned8(vaddr: number): number {
@@ -936,7 +948,7 @@ class CacheMemory implements ProcessMemory {
     const old = this.dv.getBigUint64(p, true);
     const swap = old === BigInt.asUintN(64, expected);
     if (swap) this.dv.setBigUint64(p, desired, true);
-    this.doneWrite(p, swap);
+    this.doneWrite(swap);
     return old;
   }
 
@@ -944,7 +956,7 @@ class CacheMemory implements ProcessMemory {
     const p = this.aligned8(vaddr);
     const old = this.dv.getBigUint64(p, true);
     this.dv.setBigUint64(p, old + delta, true);
-    this.doneWrite(p);
+    this.doneWrite();
     return old;
   }
 }
