@@ -127,3 +127,31 @@ t.test('cluster robustness', async (t) => {
     t.match(r.stdout, /^mapped=42$/m);
   });
 });
+
+t.test('up fails cleanly when a monitor cannot start, leaving no process behind', async (t) => {
+  const { mkdtempSync, readdirSync, readFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const path = await import('node:path');
+  const { localClusterConfig, startLocalCluster, readState } = await import('../../lib/cluster/index.js');
+  // Hold a port, then ask the processor to listen on it.
+  const blocker = net.createServer();
+  await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+  const port = (blocker.address() as net.AddressInfo).port;
+  const dir = mkdtempSync(path.join(tmpdir(), 'legoos-it-fail-'));
+  t.teardown(() => {
+    blocker.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const cfg = localClusterConfig();
+  for (const n of cfg.nodes) if (n.role === 'processor') n.rpcPort = port;
+  await t.rejects(startLocalCluster({ config: cfg, dir, up: { timeoutMs: 30_000, env: { LEGOOS_LOG_LEVEL: 'warn' } } }), { code: 'EMONITOR' });
+  t.equal(readState(path.join(dir, 'cluster.yaml')), undefined, 'no state left');
+  const survivors = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(dir);
+    } catch {
+      return false;
+    }
+  });
+  t.same(survivors, [], 'every monitor it started was stopped');
+});
