@@ -197,7 +197,9 @@ export async function benchYcsb(o: BenchYcsbOptions, ctx: { session?: RemoteSess
  * group, so a Ctrl-C at the terminal does not reach them by itself.
  */
 export async function withSignalCleanup<T>(cleanup: () => Promise<void>, fn: () => Promise<T>): Promise<T> {
+  let signalled = false;
   const onSignal = (sig: NodeJS.Signals): void => {
+    signalled = true;
     process.stderr.write(`\nlegoos: ${sig}: stopping what this command started...\n`);
     const hard = setTimeout(() => process.exit(sig === 'SIGINT' ? 130 : 143), 15_000);
     hard.unref();
@@ -207,6 +209,11 @@ export async function withSignalCleanup<T>(cleanup: () => Promise<void>, fn: () 
   process.once('SIGTERM', onSignal);
   try {
     return await fn();
+  } catch (err) {
+    // The run fails because its cluster is being stopped under it: that is not news, the exit
+    // code (130/143) is; wait for the handler to finish and exit.
+    if (signalled) await new Promise<never>(() => undefined);
+    throw err;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
