@@ -330,6 +330,11 @@ void TcpEndpoint::wait(int timeout_ms) {
     in_end_ = have;
   }
   ssize_t r = recv(fd_, in_.get() + in_end_, kInCap - in_end_, 0);
+  if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    // uv_poll_init (async use of this endpoint) made the fd non-blocking: block in poll instead.
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, timeout_ms) > 0) r = recv(fd_, in_.get() + in_end_, kInCap - in_end_, MSG_DONTWAIT);
+  }
   if (r > 0) {
     in_end_ += static_cast<size_t>(r);
   } else if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
