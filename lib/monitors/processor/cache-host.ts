@@ -52,9 +52,8 @@ export class CacheHost {
   }
 
   workerData(): CacheWorkerData {
-    // Workers only initiate, but a tcp endpoint's info must name a real port (P2M_CONNECT
-    // refuses port 0), so each worker's fabric listens on an ephemeral port of its own.
-    const fabric = { ...this.opts.fabric, port: this.opts.fabric.provider === 'tcp' ? 0 : undefined };
+    // Workers only initiate: no data port of their own (tcp endpoint info then carries port 0).
+    const { port: _port, ...fabric } = this.opts.fabric;
     return { memory: 'excache', nid: this.opts.nid, cache: this.state, bridge: this.bridge, fabric };
   }
 
