@@ -4,7 +4,7 @@ import type { YcsbResult } from './result.js';
 
 const W = 720;
 const H = 440;
-const M = { l: 70, r: 170, t: 40, b: 55 };
+const M = { l: 70, r: 200, t: 40, b: 55 };
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
 
 function esc(s: string): string {
@@ -102,6 +102,17 @@ export function cdfSvg(results: YcsbResult[]): string {
   }
   const r0 = results[0]!;
   return chart(`YCSB ${r0.workload.toUpperCase()} latency CDF: ${r0.backend}`, 'latency (µs, log scale)', 'fraction of operations', series, true, [0, 1]);
+}
+
+/** Latency CDF of one operation type across backends (and cache ratios): remote next to local. */
+export function opCdfSvg(results: YcsbResult[], op: string): string {
+  const series: Series[] = [];
+  for (const r of results) {
+    const pts = (r.cdf as Record<string, [number, number][] | undefined>)[op];
+    if (pts) series.push({ label: ratioLabel(r), points: pts, dashed: r.backend !== 'remote' });
+  }
+  const r0 = results[0]!;
+  return chart(`YCSB ${r0.workload.toUpperCase()} ${op} latency CDF`, 'latency (µs, log scale)', 'fraction of operations', series, true, [0, 1]);
 }
 
 /** Throughput of the remote backend vs cache ratio, with local and Redis as flat baselines. */

@@ -45,8 +45,8 @@ t.test('legoos demo with tiny sizes', async (t) => {
     t.equal(res.notFound, 0);
     if (res.backend === 'remote') t.ok(res.hitRatio >= 0 && res.hitRatio <= 1);
   }
-  for (const wl of ['a', 'c']) {
-    for (const f of [`ycsb-${wl}-cdf-remote`, `ycsb-${wl}-cdf-local`, `ycsb-${wl}-throughput-vs-cache-ratio`]) {
+  for (const [wl, ops] of [['a', ['read', 'update']], ['c', ['read']]] as const) {
+    for (const f of [`ycsb-${wl}-cdf-remote`, `ycsb-${wl}-cdf-local`, ...ops.map((op) => `ycsb-${wl}-cdf-${op}`), `ycsb-${wl}-throughput-vs-cache-ratio`]) {
       t.match(readFileSync(path.join(out, `${f}.svg`), 'utf8'), /^<svg[\s\S]*<\/svg>$/, `${f}.svg`);
       t.same([...readFileSync(path.join(out, `${f}.png`)).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47], `${f}.png`);
     }

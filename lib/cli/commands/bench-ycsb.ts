@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { cdfSvg, svgToPng, throughputSvg } from '../../ycsb/plot.js';
+import { cdfSvg, opCdfSvg, svgToPng, throughputSvg } from '../../ycsb/plot.js';
 import { RemoteSession } from '../../ycsb/remote.js';
 import { BACKENDS, runYcsb, type Backend, type YcsbResult } from '../../ycsb/runner.js';
 import { OP_TYPES, type OpType } from '../../ycsb/workload.js';
@@ -247,6 +247,13 @@ export async function writeOutputs(dir: string, report: BenchYcsbReport): Promis
       put(`ycsb-${wl}-cdf-${backend}.svg`, svg);
       put(`ycsb-${wl}-cdf-${backend}.png`, await svgToPng(svg));
     }
+    if (new Set(rs.map((r) => `${r.backend}@${r.cacheRatio}`)).size > 1) {
+      for (const op of OP_TYPES.filter((o) => rs.some((r) => r.cdf[o]))) {
+        const svg = opCdfSvg(rs, op);
+        put(`ycsb-${wl}-cdf-${op.toLowerCase()}.svg`, svg);
+        put(`ycsb-${wl}-cdf-${op.toLowerCase()}.png`, await svgToPng(svg));
+      }
+    }
     if (rs.filter((r) => r.backend === 'remote').length > 1) {
       const svg = throughputSvg(rs);
       put(`ycsb-${wl}-throughput-vs-cache-ratio.svg`, svg);
@@ -263,7 +270,7 @@ export function register(bench: Command): void {
     .addOption(new Option('-w, --workload <list>', 'YCSB core workload(s) a..f, comma-separated').argParser(list(parseWorkload)).default(['a']))
     .addOption(new Option('--records <n>', 'records loaded').argParser(posInt('--records')).default(10000))
     .addOption(new Option('--ops <n>', 'operations in the run phase').argParser(posInt('--ops')).default(50000))
-    .addOption(new Option('--threads <n>', 'client threads (one connection each for Redis)').argParser(posInt('--threads')).default(1))
+    .addOption(new Option('--threads <n>', 'client threads (remote: threads of one legoos process via sys.spawnThread; Redis: one connection each)').argParser(posInt('--threads')).default(1))
     .addOption(new Option('--cache-ratio <list>', 'ExCache size / data size for the remote backend, comma-separated').argParser(list(parseRatio)).default([1.0]))
     .addOption(new Option('--backends <list>', `backends among ${BACKENDS.join(',')}`).argParser(list(parseBackend)).default(['remote', 'local', 'redis']))
     .addOption(new Option('--seed <n>', 'PRNG seed').argParser((v) => {

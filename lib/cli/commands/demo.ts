@@ -70,6 +70,10 @@ export function formatDemoTable(report: BenchYcsbReport): string {
     lines.push(...cacheLines(rs));
     lines.push('');
   }
+  lines.push(
+    'x local: throughput as a fraction of local DRAM, latency as a multiple of it; hit: ExCache line-lookup hit ratio',
+    'over the run phase (every load/store of the store code is a lookup, ~50 per operation, so 98% hits is ~1 miss per op).',
+  );
   return lines.join('\n');
 }
 
@@ -107,7 +111,7 @@ export function register(program: Command): void {
     )
     .addOption(new Option('-w, --workload <list>', 'YCSB core workloads a..f, comma-separated').argParser(list(parseWorkload)).default(['a', 'c']))
     .addOption(new Option('--records <n>', 'records loaded').argParser(posInt('--records')).default(10000))
-    .addOption(new Option('--ops <n>', 'operations in each run phase').argParser(posInt('--ops')).default(20000))
+    .addOption(new Option('--ops <n>', 'operations in each run phase').argParser(posInt('--ops')).default(100000))
     .addOption(new Option('--threads <n>', 'client threads (threads of one legoos process on remote)').argParser(posInt('--threads')).default(1))
     .addOption(new Option('--cache-ratio <list>', 'ExCache size / data size, comma-separated').argParser(list(parseRatio)).default([1.0, 0.25]))
     .addOption(new Option('--seed <n>', 'PRNG seed').argParser((v) => {
