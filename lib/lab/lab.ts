@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { logger } from '../log.js';
 import { buildImage, LabError, type GuestImage } from './image.js';
 import { execInShare, type ExecOptions, type ExecResult } from './exec.js';
-import { stateDir } from './paths.js';
+import { projectRoot, stateDir } from './paths.js';
 import {
   freePorts, isListening, isOurQemu, kvmUsable, launch, qemuVersion, rememberAccel, rememberedAccel,
   requireQemu, stopQemu, type Accel, type VmLaunch,
@@ -269,7 +269,7 @@ export async function up(opts: UpOptions): Promise<LabState> {
       rmSync(consoleFile, { force: true });
       const launchSpec: VmLaunch = {
         index: i, name, cidr: `${LAB_SUBNET}.${i + 1}/24`, share, console: consoleFile, memMiB, accel,
-        kernel: image.kernel, initrd: image.initrd, hosts,
+        kernel: image.kernel, initrd: image.initrd, hosts, project: projectRoot(),
         ...(i === 0 ? { hubPorts: ports } : { connectPort: ports[i - 1]! }),
       };
       const pid = launch(bin, launchSpec, join(dir, `${name}.qemu.log`));

@@ -90,6 +90,8 @@ export interface VmLaunch {
   /** For VM0: the loopback ports other VMs connect to. For the others: the port to connect to. */
   hubPorts?: number[];
   connectPort?: number;
+  /** The checkout, shared again without caching so rebuilds are seen by running VMs. */
+  project?: string;
   /** Print the kernel's boot messages (used while probing KVM). */
   verbose?: boolean;
 }
@@ -106,11 +108,16 @@ export function qemuArgs(v: VmLaunch): string[] {
     '-append', [
       'console=ttyS0', v.verbose ? 'loglevel=6' : 'quiet loglevel=3', 'panic=-1',
       `legoos.name=${v.name}`, `legoos.ip=${v.cidr}`, `legoos.hosts=${v.hosts}`,
+      ...(v.project ? [`legoos.project=${v.project}`] : []),
     ].join(' '),
     '-fsdev', 'local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap',
     '-device', 'virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot',
     '-fsdev', `local,id=labshare,path=${v.share},security_model=none,multidevs=remap`,
     '-device', 'virtio-9p-pci,fsdev=labshare,mount_tag=labshare',
+    ...(v.project ? [
+      '-fsdev', `local,id=project,path=${v.project},security_model=none,readonly=on,multidevs=remap`,
+      '-device', 'virtio-9p-pci,fsdev=project,mount_tag=project',
+    ] : []),
     '-device', `virtio-net-pci,netdev=net0,mac=52:54:00:4c:47:${(v.index + 1).toString(16).padStart(2, '0')}`,
   ];
   const fw = firmware();

@@ -12,12 +12,13 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 
-NAME=vm; IP=; HOSTS=
+NAME=vm; IP=; HOSTS=; PROJECT=
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     legoos.name=*) NAME=${arg#legoos.name=} ;;
     legoos.ip=*) IP=${arg#legoos.ip=} ;;
     legoos.hosts=*) HOSTS=${arg#legoos.hosts=} ;;
+    legoos.project=*) PROJECT=${arg#legoos.project=} ;;
   esac
 done
 
@@ -46,6 +47,11 @@ mount -t devpts devpts /newroot/dev/pts
 mount -t tmpfs tmpfs /newroot/dev/shm
 mount -t tmpfs tmpfs /newroot/tmp
 mount -t tmpfs tmpfs /newroot/run
+# The checkout itself again, uncached: the host rebuilds dist/ and build/Release while VMs run,
+# and a loose cache would keep serving the replaced files (or none at all).
+if [ -n "$PROJECT" ] && [ -d "/newroot$PROJECT" ]; then
+  mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro project "/newroot$PROJECT" || fail "mount project"
+fi
 # The results share: cache=none so files the host drops in are seen at once.
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 labshare /newroot/lab || fail "mount labshare"
 rm -f /newroot/lab/failed
