@@ -12,7 +12,7 @@
 // plus the index, as KvStore.usedBytes counts it), measured by loading the same records, single
 // threaded, into a LocalMemory store on this host (the layout is deterministic). The ExCache is
 // then round(cacheRatio x dataBytes / lineSize) lines of 4 KiB (LegoOS's line size), laid out as
-// a power-of-two number of sets with 8..15 ways, the closest such geometry (within ~4%); the
+// a power-of-two number of sets with 8..15 ways, the closest such geometry (within 1/16); the
 // exact bytes and the effective ratio are reported in result.remote.
 import path from 'node:path';
 import { ConfigError, LegoError } from '../errors.js';

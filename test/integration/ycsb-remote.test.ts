@@ -7,6 +7,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { pidAlive } from '../../lib/cluster/index.js';
+import { RemoteSession } from '../../lib/ycsb/remote.js';
+import { startCluster } from '../helpers/cluster.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const bin = path.join(root, 'bin', 'legoos.js');
@@ -117,4 +119,22 @@ t.test('Ctrl-C in the middle of a remote run stops the monitors', async (t) => {
   t.equal(pids.length, 4);
   t.same(await gone(pids), [], 'monitors stopped by PID');
   t.notOk(existsSync(path.dirname(config)), 'temporary cluster directory removed');
+});
+
+t.test('--config: a running cluster, its own cache size, effective ratio reported', async (t) => {
+  const cluster = await startCluster(t, { cores: 2, cache: { size: '1MiB', lineSize: 4096, ways: 8 } });
+  const s = new RemoteSession({ config: cluster.configPath });
+  t.teardown(() => s.close());
+  const phases = new Set<string>();
+  const r = await s.run({ workload: 'c', records: 500, ops: 1000, threads: 1, seed: 2, cacheRatio: 0.25 }, (ph) => phases.add(ph));
+  t.match(r, { backend: 'remote', workload: 'c', ops: 1000, notFound: 0 });
+  t.equal(r.perOp.READ!.count, 1000);
+  t.same([...phases].sort(), ['load', 'run'], 'progress from the program, no cluster start');
+  const x = r.remote!;
+  t.equal(x.config, cluster.configPath);
+  t.same(x.monitors, [], 'nothing started by the session');
+  t.same(x.cache, { bytes: 1 << 20, lineSize: 4096, ways: 8, sets: 32 });
+  t.equal(r.cacheRatio, Number(((1 << 20) / x.loadedDataBytes).toPrecision(3)), 'the configured cache decides the ratio');
+  t.ok(r.hitRatio! > 0 && r.hitRatio! <= 1);
+  t.same(s.startedPids, []);
 });

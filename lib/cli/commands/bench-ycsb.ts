@@ -96,7 +96,7 @@ export function formatTable(report: BenchYcsbReport): string {
   const lines: string[] = [];
   for (const wl of p.workload) {
     lines.push(`YCSB workload ${wl.toUpperCase()}: records ${p.records}, ops ${p.ops}, threads ${p.threads}, seed ${p.seed} (latencies in µs)`);
-    lines.push(`${'backend'.padEnd(16)}${'op'.padEnd(17)}${'count'.padStart(8)}${'p50'.padStart(10)}${'p90'.padStart(10)}${'p99'.padStart(10)}${'p99.9'.padStart(10)}${'max'.padStart(11)}${'ops/s'.padStart(12)}${'hit'.padStart(8)}`);
+    lines.push(`${'backend'.padEnd(16)}${'op'.padEnd(17)}${'count'.padStart(8)}${'p50'.padStart(10)}${'p90'.padStart(10)}${'p99'.padStart(10)}${'p99.9'.padStart(10)}${'max'.padStart(11)}${'ops/s'.padStart(12)}${'hit'.padStart(9)}`);
     for (const r of report.results.filter((x) => x.workload === wl)) {
       const name = r.cacheRatio != null ? `${r.backend}@${r.cacheRatio}` : r.backend;
       let first = true;
@@ -105,7 +105,7 @@ export function formatTable(report: BenchYcsbReport): string {
         if (!s) continue;
         lines.push(
           `${(first ? name : '').padEnd(16)}${op.padEnd(17)}${String(s.count).padStart(8)}${f(s.p50, 10, 2)}${f(s.p90, 10, 2)}${f(s.p99, 10, 2)}${f(s.p999, 10, 2)}${f(s.max, 11, 1)}` +
-            `${first ? f(r.throughput, 12, 0) : ''.padStart(12)}${first && r.hitRatio !== undefined ? f(r.hitRatio * 100, 7, 1) + '%' : ''}`,
+            `${first ? f(r.throughput, 12, 0) : ''.padStart(12)}${first && r.hitRatio !== undefined ? f(r.hitRatio * 100, 8, 2) + '%' : ''}`,
         );
         first = false;
       }
@@ -119,7 +119,7 @@ export function formatTable(report: BenchYcsbReport): string {
         const ops = Object.entries(row.perOp)
           .map(([op, q]) => `${op} p50 ${q!.p50}x p99 ${q!.p99}x p99.9 ${q!.p999}x`)
           .join('; ');
-        lines.push(`  ${name.padEnd(14)} throughput ${row.throughput}x; ${ops}${row.hitRatio !== undefined ? `; hit ratio ${(row.hitRatio * 100).toFixed(1)}%` : ''}`);
+        lines.push(`  ${name.padEnd(14)} throughput ${row.throughput}x; ${ops}${row.hitRatio !== undefined ? `; hit ratio ${(row.hitRatio * 100).toFixed(2)}%` : ''}`);
       }
     }
     const caches = cacheLines(report.results.filter((x) => x.workload === wl));

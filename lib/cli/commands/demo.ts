@@ -51,7 +51,7 @@ export function formatDemoTable(report: BenchYcsbReport): string {
     lines.push(`YCSB ${wl.toUpperCase()} (${p.records} records, ${p.ops} ops, ${p.threads} thread${p.threads > 1 ? 's' : ''}; latencies in µs; x local: remote / local)`);
     let head = `${'backend'.padEnd(14)}${'ops/s'.padStart(10)}${'x local'.padStart(9)}`;
     for (const op of ops) head += `${`${op} p50`.padStart(op.length + 6)}${'p99'.padStart(9)}${'x p50'.padStart(8)}${'x p99'.padStart(8)}`;
-    head += `${'hit'.padStart(8)}`;
+    head += `${'hit'.padStart(9)}`;
     lines.push(head);
     const order = (r: YcsbResult): number => (r.backend === 'local' ? -1 : r.backend === 'remote' ? -(r.cacheRatio ?? 0) : 1);
     for (const r of [...rs].sort((a, b) => order(a) - order(b))) {
@@ -63,7 +63,7 @@ export function formatDemoTable(report: BenchYcsbReport): string {
         const b = local?.perOp[op];
         row += `${num(s?.p50, 2).padStart(op.length + 6)}${num(s?.p99, 2).padStart(9)}${x(s?.p50, b?.p50).padStart(8)}${x(s?.p99, b?.p99).padStart(8)}`;
       }
-      row += (r.hitRatio !== undefined ? `${(r.hitRatio * 100).toFixed(1)}%` : '-').padStart(8);
+      row += (r.hitRatio !== undefined ? `${(r.hitRatio * 100).toFixed(2)}%` : '-').padStart(9);
       lines.push(row);
       if (r.notFound > 0) lines.push(`  WARNING: ${r.notFound} operations found no record`);
     }
