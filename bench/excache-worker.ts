@@ -4,13 +4,13 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { Fabric } from '../lib/fabric/index.js';
 import type { EndpointInfo } from '../lib/fabric/types.js';
-import { ExCache, FabricRemoteMemory, SyncCallClient, type SharedCacheState, type SyncCallChannel, type Translation } from '../lib/excache/index.js';
+import { ExCache, FabricRemoteMemory, SyncCallClient, type SharedCacheState, type SyncCallState, type Translation } from '../lib/excache/index.js';
 import { Random, ZipfianGenerator } from '../lib/ycsb/generators.js';
 
 export interface TraceWorkerData {
   mode: 'cache' | 'local';
   cache?: SharedCacheState;
-  channel?: SyncCallChannel;
+  calls?: SyncCallState;
   dram?: SharedArrayBuffer;
   id: number;
   asid: number;
@@ -50,7 +50,7 @@ let exec: (ops: Int32Array) => number;
 let cleanup = (): void => {};
 
 if (d.mode === 'cache') {
-  const client = new SyncCallClient(d.channel!, 30_000);
+  const client = new SyncCallClient(d.calls!, 30_000);
   const fabric = Fabric.open({ provider: 'tcp', nid: 100 + d.id });
   const remote = new FabricRemoteMemory({
     fabric,

@@ -11,7 +11,7 @@ import { Worker } from 'node:worker_threads';
 import { Fabric } from '../lib/fabric/index.js';
 import { TargetClient } from '../lib/fabric/target.js';
 import type { EndpointInfo } from '../lib/fabric/types.js';
-import { ExCache, FabricRemoteMemory, RegionTranslator, SyncCallServer, type ExCacheParams, type SharedCacheState } from '../lib/excache/index.js';
+import { allocateSyncCall, ExCache, FabricRemoteMemory, RegionTranslator, SyncCallServer, type ExCacheParams, type SharedCacheState } from '../lib/excache/index.js';
 import type { TraceWorkerData } from './excache-worker.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -246,7 +246,8 @@ export async function runExcacheBench(opts: ExcacheBenchOptions = {}): Promise<E
     const traceBase = 0x40000000;
     const traceAsid = 3;
     translator.map(traceAsid, traceBase, Math.ceil(workingSet / CHUNK) * CHUNK);
-    const server = new SyncCallServer(async (method, args) => {
+    // One slot per concurrent worker: each releases its slot (client.close()) when done.
+    const server = new SyncCallServer(allocateSyncCall(Math.max(...workerCounts)), async (method, args) => {
       const a = args as { asid: number; vaddr: number; nid: number; local: EndpointInfo };
       if (method === 'translate') return translator.translate(a.asid, a.vaddr);
       if (method === 'connect') {
@@ -263,12 +264,11 @@ export async function runExcacheBench(opts: ExcacheBenchOptions = {}): Promise<E
       try {
         const ready: Promise<unknown>[] = [];
         for (let id = 0; id < workers; id++) {
-          const channel = mode === 'cache' ? server.channel() : undefined;
           const data: TraceWorkerData = {
-            mode, cache: cacheState, channel, dram, id, asid: traceAsid, base: traceBase, records, recordSize,
+            mode, cache: cacheState, calls: mode === 'cache' ? server.state : undefined, dram, id, asid: traceAsid, base: traceBase, records, recordSize,
             ops: opsPerWorker, warmOps, seed: 1000 + id, theta, updateFraction,
           };
-          const w = new Worker(join(here, 'excache-worker.js'), { workerData: data, transferList: channel ? [channel.port] : [], execArgv: [] });
+          const w = new Worker(join(here, 'excache-worker.js'), { workerData: data, execArgv: [] });
           ws.push(w);
           ready.push(once(w, 120_000, 'ready'));
         }

@@ -21,6 +21,13 @@ export interface FabricRemoteMemoryOptions {
    * sends P2M_CONNECT). Called once per node per worker.
    */
   connect(nid: number, local: EndpointInfo): EndpointInfo;
+  /**
+   * Map the failure of a one-sided READ/WRITE (not of endpoint set-up) to the error the cache
+   * throws. Default: rethrow as is (FabricError). The processor monitor turns it into
+   * SyscallError('EFAULT'): a dead memory node is a fault of the program's access, not a crash
+   * of the core.
+   */
+  accessError?: (err: unknown) => unknown;
 }
 
 export class FabricRemoteMemory implements RemoteMemory {
@@ -28,6 +35,7 @@ export class FabricRemoteMemory implements RemoteMemory {
   private readonly endpoints = new Map<number, EndpointLike>();
   private readonly fabric: FabricLike;
   private readonly connectPeer: FabricRemoteMemoryOptions['connect'];
+  private readonly accessError: FabricRemoteMemoryOptions['accessError'];
   readonly translate: Translator;
 
   constructor(opts: FabricRemoteMemoryOptions) {
@@ -35,7 +43,9 @@ export class FabricRemoteMemory implements RemoteMemory {
     if (typeof opts.connect !== 'function') throw new TypeError(`FabricRemoteMemory option 'connect' must be a function`);
     this.fabric = opts.fabric;
     this.translate = opts.translate;
+    if (opts.accessError !== undefined && typeof opts.accessError !== 'function') throw new TypeError(`FabricRemoteMemory option 'accessError' must be a function`);
     this.connectPeer = opts.connect;
+    this.accessError = opts.accessError;
   }
 
   attach(data: Uint8Array): bigint {
@@ -72,15 +82,31 @@ export class FabricRemoteMemory implements RemoteMemory {
     return this.mr;
   }
 
+  private io(fn: () => void): void {
+    if (this.accessError === undefined) return fn();
+    try {
+      fn();
+    } catch (err) {
+      throw this.accessError(err);
+    }
+  }
+
   readLine(t: Translation, offsetInChunk: number, cacheDataOffset: number, length: number): void {
     const r = t.replicas[0]!;
-    this.endpoint(r.nid).readSync(this.region(), cacheDataOffset, r.addr + BigInt(offsetInChunk), r.rkey, length);
+    const ep = this.endpoint(r.nid);
+    const mr = this.region();
+    this.io(() => ep.readSync(mr, cacheDataOffset, r.addr + BigInt(offsetInChunk), r.rkey, length));
   }
 
   writeLine(t: Translation, offsetInChunk: number, cacheDataOffset: number, length: number): void {
     // Sequential sync WRITEs: the line is durable on every replica when this returns. A failed
-    // replica throws (FabricError) and the cache keeps the line dirty.
-    for (const r of t.replicas) this.endpoint(r.nid).writeSync(this.region(), cacheDataOffset, r.addr + BigInt(offsetInChunk), r.rkey, length);
+    // replica throws (FabricError, or what accessError makes of it) and the cache keeps the
+    // line dirty.
+    const mr = this.region();
+    for (const r of t.replicas) {
+      const ep = this.endpoint(r.nid);
+      this.io(() => ep.writeSync(mr, cacheDataOffset, r.addr + BigInt(offsetInChunk), r.rkey, length));
+    }
   }
 
   close(): void {

@@ -7,4 +7,4 @@ export { LocalRemoteMemory, type LocalRemoteMemoryOptions, type LocalRemoteMemor
 export { emptyStats, type CacheStats } from './stats.js';
 export { FabricRemoteMemory, type FabricRemoteMemoryOptions, type FabricLike } from './fabric-remote-memory.js';
 export { RegionTranslator } from './region-translator.js';
-export { SyncCallServer, SyncCallClient, type SyncCallChannel, type SyncCallHandler } from './sync-call.js';
+export { allocateSyncCall, SyncCallServer, SyncCallClient, type SyncCallState, type SyncCallSizes, type SyncCallHandler } from './sync-call.js';

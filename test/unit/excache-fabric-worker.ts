@@ -3,12 +3,12 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { Fabric } from '../../lib/fabric/index.js';
 import { patternByte } from '../../lib/fabric/target.js';
-import { ExCache, FabricRemoteMemory, SyncCallClient, type SharedCacheState, type SyncCallChannel, type Translation } from '../../lib/excache/index.js';
+import { ExCache, FabricRemoteMemory, SyncCallClient, type SharedCacheState, type SyncCallState, type Translation } from '../../lib/excache/index.js';
 import type { EndpointInfo } from '../../lib/fabric/types.js';
 
 interface Data {
   cache: SharedCacheState;
-  channel: SyncCallChannel;
+  calls: SyncCallState;
   task: 'pattern' | 'counters';
   id: number;
   asid: number;
@@ -18,7 +18,7 @@ interface Data {
   iterations: number;
 }
 const d = workerData as Data;
-const client = new SyncCallClient(d.channel, 20_000);
+const client = new SyncCallClient(d.calls, 20_000);
 const fabric = Fabric.open({ provider: 'tcp', nid: 100 + d.id });
 const remote = new FabricRemoteMemory({
   fabric,

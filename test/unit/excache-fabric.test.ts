@@ -3,7 +3,7 @@
 // the main thread for translations and endpoints through sync-call.
 import t, { type Test } from 'tap';
 import { Worker } from 'node:worker_threads';
-import { ExCache, RegionTranslator, SyncCallServer, type ExCacheParams } from '../../lib/excache/index.js';
+import { allocateSyncCall, ExCache, RegionTranslator, SyncCallServer, type ExCacheParams } from '../../lib/excache/index.js';
 import { TargetClient } from '../../lib/fabric/target.js';
 import { Fabric } from '../../lib/fabric/index.js';
 import type { EndpointInfo } from '../../lib/fabric/types.js';
@@ -18,7 +18,7 @@ async function setup(t: Test, zeroed: boolean) {
   const target = await TargetClient.spawn(targetScript, ['--provider', 'tcp', '--size', String(16 * CS)]);
   t.teardown(() => target.close());
   const translator = new RegionTranslator([target.region], CS, zeroed);
-  const server = new SyncCallServer(async (method, args) => {
+  const server = new SyncCallServer(allocateSyncCall(2), async (method, args) => {
     const a = args as { asid: number; vaddr: number; nid: number; local: EndpointInfo };
     if (method === 'translate') return translator.translate(a.asid, a.vaddr);
     if (method === 'offsetOf') return translator.offsetOf(a.asid, a.vaddr);
@@ -33,8 +33,7 @@ async function setup(t: Test, zeroed: boolean) {
 }
 
 function runWorker(t: Test, server: SyncCallServer, data: Record<string, unknown>): Promise<Record<string, unknown>> {
-  const channel = server.channel();
-  const w = new Worker(WORKER, { workerData: { ...data, channel }, transferList: [channel.port], execArgv: [] });
+  const w = new Worker(WORKER, { workerData: { ...data, calls: server.state }, execArgv: [] });
   t.teardown(() => w.terminate());
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('fabric worker gave no result within 120 s')), 120_000);
@@ -89,4 +88,51 @@ t.test('two workers: fetchAdd64 over the fabric sums exactly; fresh chunks fill 
   const s = ExCache.readStatsFor(state, 2)!;
   t.ok(s.pLocalFills > 0, `fresh lines filled locally (${s.pLocalFills})`);
   t.ok(s.writeBacks > 0 && s.evictions > 0, `evictions ${s.evictions}, write-backs ${s.writeBacks}`);
+});
+
+t.test('FabricRemoteMemory: accessError maps failed READ/WRITEs (every replica written), not endpoint set-up', async (t) => {
+  const { FabricRemoteMemory } = await import('../../lib/excache/index.js');
+  const { FabricError, SyscallError } = await import('../../lib/errors.js');
+  const writes: number[] = [];
+  const failNid = { value: -1 };
+  const connected: number[] = [];
+  const fabric = {
+    register: (view: Uint8Array) => ({ addr: 0x1000n, length: view.length, lkey: 1, rkey: 2 }) as never,
+    createEndpoint: () =>
+      ({
+        localInfo: { nid: 0 },
+        connectSync: (info: { nid: number }) => {
+          if (info.nid === 99) throw new FabricError('ECONNREFUSED', 'refused');
+          connected.push(info.nid);
+        },
+        readSync: () => {
+          throw new FabricError('EIO', 'wc error');
+        },
+        writeSync(_mr: unknown, _off: number, addr: bigint) {
+          if (Number(addr >> 32n) === failNid.value) throw new FabricError('EIO', 'wc error');
+          writes.push(Number(addr >> 32n));
+        },
+        close: () => {},
+      }) as never,
+  };
+  const remote = new FabricRemoteMemory({
+    fabric,
+    translate: () => ({ vbase: 0, length: CS, replicas: [], fresh: false }),
+    connect: (nid) => ({ nid }) as never,
+    accessError: (err) => new SyscallError('EFAULT', 'mapped', { cause: err }),
+  });
+  remote.attach(new Uint8Array(4096));
+  const region = (nid: number) => ({ nid, addr: BigInt(nid) << 32n, length: CS, rkey: 3 });
+  const tr = { vbase: 0, length: CS, replicas: [region(1), region(2), region(3)], fresh: false };
+  remote.writeLine(tr, 0, 0, 64);
+  t.same(writes, [1, 2, 3], 'a write-back goes to every replica, primary first');
+  t.same(connected, [1, 2, 3], 'one endpoint per memory node, connected on first use');
+  t.throws(() => remote.readLine(tr, 0, 0, 64), { name: 'SyscallError', code: 'EFAULT' }, 'failed READ mapped');
+  failNid.value = 2;
+  t.throws(() => remote.writeLine(tr, 0, 0, 64), { name: 'SyscallError', code: 'EFAULT' }, 'failed WRITE to a replica mapped');
+  t.throws(() => remote.readLine({ ...tr, replicas: [region(99)] }, 0, 0, 64), { name: 'FabricError', code: 'ECONNREFUSED' }, 'endpoint set-up errors are not access errors');
+  const plain = new FabricRemoteMemory({ fabric, translate: () => tr, connect: (nid) => ({ nid }) as never });
+  plain.attach(new Uint8Array(4096));
+  t.throws(() => plain.readLine(tr, 0, 0, 64), { name: 'FabricError', code: 'EIO' }, 'without accessError the FabricError passes through');
+  t.throws(() => new FabricRemoteMemory({ fabric, translate: () => tr, connect: (nid) => ({ nid }) as never, accessError: 1 as never }), TypeError);
 });

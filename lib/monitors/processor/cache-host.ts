@@ -6,7 +6,8 @@ import { ExCache, type SharedCacheState } from '../../excache/excache.js';
 import { emptyStats } from '../../excache/stats.js';
 import type { FabricOptions } from '../../fabric/types.js';
 import type { Translation as WireTranslation } from '../../net/index.js';
-import { allocateSyncBridge, SyncBridgeServer, type SyncBridgeState } from './sync-bridge.js';
+import { allocateSyncCall, SyncCallServer, type SyncCallState } from '../../excache/sync-call.js';
+import { SyscallError } from '../../errors.js';
 import type { CacheStats } from './syscalls.js';
 
 export interface CacheHostOptions {
@@ -22,7 +23,7 @@ export interface CacheWorkerData {
   memory: 'excache';
   nid: number;
   cache: SharedCacheState;
-  bridge: SyncBridgeState;
+  calls: SyncCallState;
   fabric: FabricOptions;
 }
 
@@ -33,8 +34,8 @@ export interface CacheHostHandlers {
 
 export class CacheHost {
   readonly state: SharedCacheState;
-  readonly bridge: SyncBridgeState;
-  private server: SyncBridgeServer | undefined;
+  readonly calls: SyncCallState;
+  private server: SyncCallServer | undefined;
 
   constructor(readonly opts: CacheHostOptions) {
     this.state = ExCache.allocate({
@@ -48,21 +49,28 @@ export class CacheHost {
       maxAsids: 4096,
       maxThreads: Math.max(8, 2 * (opts.workers ?? 4)),
     });
-    this.bridge = allocateSyncBridge(Math.max(8, 2 * (opts.workers ?? 4)));
+    this.calls = allocateSyncCall(Math.max(8, 2 * (opts.workers ?? 4)));
   }
 
   workerData(): CacheWorkerData {
     // Workers only initiate: no data port of their own (tcp endpoint info then carries port 0).
     const { port: _port, ...fabric } = this.opts.fabric;
-    return { memory: 'excache', nid: this.opts.nid, cache: this.state, bridge: this.bridge, fabric };
+    return { memory: 'excache', nid: this.opts.nid, cache: this.state, calls: this.calls, fabric };
   }
 
   serve(h: CacheHostHandlers): void {
-    this.server = new SyncBridgeServer(this.bridge, async (op, arg) => {
+    this.server = new SyncCallServer(this.calls, async (op, arg) => {
       const a = arg as Record<string, unknown>;
-      if (op === 'translate') return h.translate(Number(a.asid), Number(a.vaddr));
-      if (op === 'connect') return h.connect(Number(a.nid), a.endpoint);
-      throw new Error(`unknown sync op ${op}`);
+      try {
+        if (op === 'translate') return await h.translate(Number(a.asid), Number(a.vaddr));
+        if (op === 'connect') return await h.connect(Number(a.nid), a.endpoint);
+        throw new Error(`unknown sync op ${op}`);
+      } catch (err) {
+        // The worker is inside a program's load/store: whatever failed (RPC to the memory
+        // monitor included) reaches the program as an errno, EIO when there is none.
+        const e = err as { code?: unknown; message?: unknown };
+        throw new SyscallError(typeof e?.code === 'string' ? e.code : 'EIO', String(e?.message ?? err));
+      }
     });
   }
 
