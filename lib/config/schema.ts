@@ -103,6 +103,8 @@ export const DefaultsConfig = z.object({
   heartbeatTimeoutMs: z.number().int().min(20).default(5000),
   rpcTimeoutMs: z.number().int().min(10).default(5000),
   maxFrameBytes: Size.default(16 * 1024 ** 2),
+  /** Keep a second copy of every chunk on another memory monitor (when there are >= 2). */
+  replication: z.boolean().default(true),
 });
 export type DefaultsConfig = z.infer<typeof DefaultsConfig>;
 

@@ -115,6 +115,11 @@ export const VNodeInfo = z.object({
   storageNid: Nid,
 });
 
+export const VmaWire = z.object({ start: VAddr, end: VAddr });
+/** Owners of one vRegion; lost: both copies are gone (accesses fail with EIO). */
+export const OwnersWire = z.object({ index: z.number().int().min(0).max(MAX_SAFE), primary: NodeRef, secondary: NodeRef.optional(), lost: z.boolean().default(false) });
+export type OwnersWire = z.infer<typeof OwnersWire>;
+
 export const Translation = z.object({
   /** Chunk-aligned virtual base and chunk length: the translation covers [vbase, vbase+length). */
   vbase: VAddr,
@@ -223,6 +228,8 @@ export const schemas = {
     res: z.object({ freedChunks: z.number().int().nonnegative() }),
   },
   [Opcode.M2M_EXIT]: { req: Proc, res: z.object({ freedChunks: z.number().int().nonnegative() }) },
+  [Opcode.M2M_REPLICA_ALLOC]: { req: Proc.extend({ vaddr: VAddr }), res: RemoteRegionWire },
+  [Opcode.M2M_REPLICA_PUT]: { req: Proc.extend({ vaddr: VAddr, data: Base64 }), res: RemoteRegionWire },
 
   [Opcode.P2G_REGISTER]: { req: Register, res: RegisterReply },
   [Opcode.M2G_REGISTER]: { req: Register, res: RegisterReply },
@@ -240,7 +247,8 @@ export const schemas = {
   [Opcode.X2G_VNODES]: { req: Empty, res: z.object({ vnodes: z.array(VNodeInfo) }) },
   [Opcode.M2G_VREGION_ALLOC]: {
     req: Proc.extend({ index: z.number().int().min(0).max(MAX_SAFE), need: Length }),
-    res: z.object({ owner: NodeRef }),
+    /** secondary: where the second copy of every chunk lives (absent: replication off or no candidate). */
+    res: z.object({ owner: NodeRef, secondary: NodeRef.optional() }),
   },
   [Opcode.M2G_VREGION_RELEASE]: {
     /** index omitted: every vRegion of the process. */
@@ -248,8 +256,26 @@ export const schemas = {
     res: Ok,
   },
 
+  [Opcode.M2G_HOME_STATE]: { req: Proc.extend({ vmas: z.array(VmaWire).max(1 << 20), brk: VAddr }), res: Ok },
+  [Opcode.X2G_SUSPECT]: { req: z.object({ nid: Nid }), res: z.object({ alive: z.boolean() }) },
+  [Opcode.P2G_PROCESS_INFO]: { req: Proc, res: z.object({ home: NodeRef, failoverPending: z.boolean() }) },
+
   [Opcode.G2M_PROCESS_CREATE]: { req: Proc.extend({ processorNid: Nid }), res: Ok },
-  [Opcode.G2M_VREGION_ASSIGN]: { req: Proc.extend({ index: z.number().int().min(0).max(MAX_SAFE) }), res: Ok },
+  [Opcode.G2M_VREGION_ASSIGN]: {
+    /** role secondary: this node keeps the mirror copies; peer: the primary's secondary. */
+    req: Proc.extend({ index: z.number().int().min(0).max(MAX_SAFE), role: z.enum(['primary', 'secondary']).default('primary'), peer: NodeRef.optional() }),
+    res: Ok,
+  },
+  [Opcode.G2M_REREPLICATE]: {
+    req: Proc.extend({ index: z.number().int().min(0).max(MAX_SAFE), secondary: NodeRef.optional() }),
+    res: z.object({ copiedChunks: z.number().int().nonnegative() }),
+  },
+  [Opcode.G2M_OWNERS]: { req: Proc.extend({ owners: z.array(OwnersWire).max(1 << 20) }), res: Ok },
+  [Opcode.G2M_PROCESS_ADOPT]: {
+    req: Proc.extend({ processorNid: Nid, vmas: z.array(VmaWire).max(1 << 20), brk: VAddr, owners: z.array(OwnersWire).max(1 << 20) }),
+    res: Ok,
+  },
+  [Opcode.G2P_INVALIDATE]: { req: Proc.extend({ home: NodeRef }), res: Ok },
   [Opcode.G2M_PROCESS_EXIT]: { req: Proc, res: z.object({ freedChunks: z.number().int().nonnegative() }) },
 
   // The processor monitor owns these payloads; kept open here so it can evolve them.

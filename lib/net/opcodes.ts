@@ -34,6 +34,10 @@ export const Opcode = {
   M2M_TRANSLATE: 0x0401,
   M2M_FREE: 0x0402,
   M2M_EXIT: 0x0403,
+  /** primary owner → secondary: allocate (zeroed) the mirror of one chunk */
+  M2M_REPLICA_ALLOC: 0x0404,
+  /** primary owner → new secondary: copy of one chunk (re-replication after a failure) */
+  M2M_REPLICA_PUT: 0x0405,
 
   // membership: register + heartbeats, per role
   P2G_REGISTER: 0x0501,
@@ -52,11 +56,27 @@ export const Opcode = {
   X2G_VNODES: 0x0526,
   M2G_VREGION_ALLOC: 0x0531,
   M2G_VREGION_RELEASE: 0x0532,
+  /** home → global: the process's vmas and brk after a change (home failover state) */
+  M2G_HOME_STATE: 0x0533,
+  /** anyone → global: a fabric/RPC error talking to this node (suspected dead) */
+  X2G_SUSPECT: 0x0527,
+  /** processor → global: where the process's home is now and whether failover is in progress */
+  P2G_PROCESS_INFO: 0x0528,
 
   // global → memory
   G2M_PROCESS_CREATE: 0x0601,
   G2M_VREGION_ASSIGN: 0x0602,
   G2M_PROCESS_EXIT: 0x0603,
+  /** failover: owner becomes primary of a vRegion (if not yet) and copies it to a new secondary */
+  G2M_REREPLICATE: 0x0604,
+  /** failover: the owners of a process's vRegion changed (to its home) */
+  G2M_OWNERS: 0x0605,
+  /** failover: become the home of a process whose home died */
+  G2M_PROCESS_ADOPT: 0x0606,
+
+  // global → processor
+  /** drop cached translations of a process (its chunks moved); home may have moved too */
+  G2P_INVALIDATE: 0x0801,
 
   // client (CLI) → processor; payloads are owned by the processor monitor
   C2P_RUN: 0x0701,

@@ -21,7 +21,7 @@ export interface Teardown {
 export function testConfig(over: Partial<ConfigInput> = {}, memories: Record<number, number> = { 1: 1 * MiB, 2: 4 * MiB }): Config {
   return validateConfig({
     secret: SECRET,
-    defaults: { vregionSize: '1MiB', chunkSize: '64KiB', heartbeatIntervalMs: 50, heartbeatTimeoutMs: 300, rpcTimeoutMs: 3000 },
+    defaults: { vregionSize: '1MiB', chunkSize: '64KiB', heartbeatIntervalMs: 50, heartbeatTimeoutMs: 300, rpcTimeoutMs: 3000, replication: false },
     nodes: [
       { nid: 0, role: 'global' },
       ...Object.entries(memories).map(([nid, size]) => ({ nid: Number(nid), role: 'memory' as const, memory: size })),

@@ -6,8 +6,8 @@ import { RpcError, SyscallError } from '../../errors.js';
 import { logger as rootLogger, type Logger } from '../../log.js';
 import { clusterSecret, nodeById, storageNidOf, type Config, type NodeConfig } from '../../config/index.js';
 import { Opcode } from '../../net/opcodes.js';
-import type { NodeInfo, NodeRef, Req, Res } from '../../net/messages.js';
-import { RpcPool, RpcServer, type RpcServerStats } from '../../net/rpc.js';
+import type { NodeInfo, NodeRef, OwnersWire, Req, Res } from '../../net/messages.js';
+import { RpcClient, RpcPool, RpcServer, type RpcServerStats } from '../../net/rpc.js';
 import type { MonitorHandle, MonitorOptions } from '../common/types.js';
 
 type Role = NodeConfig['role'];
@@ -38,8 +38,19 @@ interface ProcessRecord {
   homeNid: number;
   storageNid: number;
   threads: number;
-  /** vRegion index → owner nid and bytes committed there for this process. */
-  vregions: Map<number, { ownerNid: number; committed: number }>;
+  /** vRegion index → owners (primary, secondary) and bytes committed on each for this process. */
+  vregions: Map<number, VregionRecord>;
+  /** The home's address-space state (M2G_HOME_STATE), handed to a new home on failover. */
+  vmas: { start: number; end: number }[];
+  brk: number;
+}
+
+interface VregionRecord {
+  ownerNid: number;
+  secondaryNid?: number;
+  committed: number;
+  /** Both copies died. */
+  lost?: boolean;
 }
 
 export interface GlobalMonitorOptions extends MonitorOptions {
@@ -52,6 +63,9 @@ export interface GlobalStats {
   processes: number;
   nextPid: number;
   deaths: number;
+  /** Memory-monitor failovers completed, and vRegions whose both copies were lost. */
+  failovers: number;
+  lostVregions: number;
   rpc: RpcServerStats;
 }
 
@@ -74,6 +88,11 @@ class GlobalMonitor {
   private readonly processes = new Map<number, ProcessRecord>();
   private nextPid = 1;
   private deaths = 0;
+  private failovers = 0;
+  private lostVregions = 0;
+  /** Failovers run one at a time, in the order deaths were noticed. */
+  private failoverChain: Promise<void> = Promise.resolve();
+  private failoverPending = 0;
   private sweeper: NodeJS.Timeout | null = null;
   private readonly intervalMs: number;
   private readonly timeoutMs: number;
@@ -125,11 +144,146 @@ class GlobalMonitor {
     const now = Date.now();
     for (const [nid, m] of this.members) {
       if (m.registered && m.alive && now - m.lastSeenMs > this.timeoutMs) {
-        m.alive = false;
-        this.deaths++;
         this.log.warn({ deadNid: nid, role: m.role, silentMs: now - m.lastSeenMs }, 'node missed heartbeats: marked dead');
+        this.declareDead(nid, m);
       }
     }
+  }
+
+  private declareDead(nid: number, m: Member): void {
+    if (!m.alive) return;
+    m.alive = false;
+    this.deaths++;
+    if (m.role !== 'memory' || !this.cfg.defaults.replication) return;
+    this.failoverPending++;
+    this.failoverChain = this.failoverChain
+      .then(() => this.failover(nid))
+      .catch((err) => this.log.error({ err, deadNid: nid }, 'failover did not complete'))
+      .finally(() => this.failoverPending--);
+  }
+
+  /** Someone could not reach `nid`: check now instead of waiting for missed heartbeats. */
+  private async suspect(nid: number): Promise<boolean> {
+    const m = this.members.get(nid);
+    if (!m || !m.alive) return false;
+    const ok = await RpcClient.connect({ host: m.host, port: m.port, nid: this.nid, secret: clusterSecret(this.cfg), timeoutMs: this.intervalMs * 2 })
+      .then(async (c) => {
+        try {
+          await c.call(Opcode.X_PING, {}, { timeoutMs: this.intervalMs * 2 });
+          return true;
+        } finally {
+          c.close();
+        }
+      })
+      .catch(() => false);
+    if (!ok && m.alive) {
+      this.log.warn({ deadNid: nid, role: m.role }, 'suspected node does not answer: marked dead');
+      this.declareDead(nid, m);
+    }
+    return ok;
+  }
+
+  private pickSecondary(exclude: number, need: number): number | undefined {
+    const load = (m: Member) => m.committedBytes / Math.max(1, m.capacityBytes ?? 1);
+    const c = this.live('memory').filter(([nid, m]) => nid !== exclude && (m.capacityBytes ?? 0) - m.committedBytes >= need);
+    c.sort((a, b) => load(a[1]) - load(b[1]) || a[0] - b[0]);
+    return c[0]?.[0];
+  }
+
+  /** Pick a new secondary for `v` and have its primary copy the vRegion there. */
+  private async replaceSecondary(r: ProcessRecord, index: number, v: VregionRecord): Promise<void> {
+    const next = this.pickSecondary(v.ownerNid, v.committed);
+    if (next !== undefined) {
+      v.secondaryNid = next;
+      this.members.get(next)!.committedBytes += v.committed;
+      await this.pool.call(this.ref(next), Opcode.G2M_VREGION_ASSIGN, { vnode: r.vnode, pid: r.pid, index, role: 'secondary' });
+    } else {
+      this.log.warn({ pid: r.pid, index }, 'no memory monitor can hold a new secondary: vRegion unreplicated');
+    }
+    const secondary = v.secondaryNid !== undefined ? { secondary: this.ref(v.secondaryNid) } : {};
+    try {
+      await this.pool.call(this.ref(v.ownerNid), Opcode.G2M_REREPLICATE, { vnode: r.vnode, pid: r.pid, index, ...secondary }, { timeoutMs: Math.max(this.cfg.defaults.rpcTimeoutMs, 60_000) });
+    } catch (err) {
+      // An incomplete copy is no copy: never promote it later.
+      if (v.secondaryNid !== undefined) {
+        const m = this.members.get(v.secondaryNid)!;
+        m.committedBytes = Math.max(0, m.committedBytes - v.committed);
+        delete v.secondaryNid;
+      }
+      throw err;
+    }
+  }
+
+  private ownersWire(index: number, v: VregionRecord): OwnersWire {
+    return { index, primary: this.ref(v.ownerNid), ...(v.secondaryNid !== undefined ? { secondary: this.ref(v.secondaryNid) } : {}), lost: v.lost ?? false };
+  }
+
+  /**
+   * Memory monitor `dead` is gone. For every vRegion it held: a surviving secondary becomes primary
+   * (the survivor already keys its copies by (pid, vaddr), so this is a role change), a new
+   * secondary is picked and the primary copies the vRegion to it; processes it was home of move
+   * to a survivor with the vmas recorded here; processors drop their translations.
+   */
+  private async failover(dead: number): Promise<void> {
+    const t0 = Date.now();
+    const dm = this.members.get(dead)!;
+    dm.committedBytes = 0;
+    dm.homeProcesses = 0;
+    let moved = 0;
+    for (const r of [...this.processes.values()]) {
+      const changed: OwnersWire[] = [];
+      for (const [index, v] of r.vregions) {
+        if (v.lost || (v.ownerNid !== dead && v.secondaryNid !== dead)) continue;
+        if (v.ownerNid === dead) {
+          const sec = v.secondaryNid !== undefined ? this.members.get(v.secondaryNid) : undefined;
+          if (v.secondaryNid === undefined || !sec?.alive) {
+            v.lost = true;
+            this.lostVregions++;
+            this.log.error({ pid: r.pid, index }, 'both copies of a vRegion are gone');
+            changed.push(this.ownersWire(index, v));
+            continue;
+          }
+          v.ownerNid = v.secondaryNid;
+        }
+        delete v.secondaryNid;
+        try {
+          await this.replaceSecondary(r, index, v);
+        } catch (err) {
+          this.log.error({ err, pid: r.pid, index }, 're-replication failed: vRegion unreplicated');
+        }
+        changed.push(this.ownersWire(index, v));
+        moved++;
+      }
+      let adopted = false;
+      if (r.homeNid === dead) {
+        const mems = this.live('memory').sort((a, b) => a[1].homeProcesses - b[1].homeProcesses || a[0] - b[0]);
+        if (mems.length === 0) {
+          this.log.error({ pid: r.pid }, 'no live memory monitor can adopt the process');
+          continue;
+        }
+        r.homeNid = mems[0]![0];
+        mems[0]![1].homeProcesses++;
+        const owners = [...r.vregions].map(([i, v]) => this.ownersWire(i, v));
+        await this.pool
+          .call(this.ref(r.homeNid), Opcode.G2M_PROCESS_ADOPT, { vnode: r.vnode, pid: r.pid, processorNid: r.processorNid, vmas: r.vmas, brk: r.brk, owners })
+          .catch((err) => this.log.error({ err, pid: r.pid, homeNid: r.homeNid }, 'new home did not adopt the process'));
+        adopted = true;
+      } else if (changed.length > 0) {
+        await this.pool
+          .call(this.ref(r.homeNid), Opcode.G2M_OWNERS, { vnode: r.vnode, pid: r.pid, owners: changed })
+          .catch((err) => this.log.error({ err, pid: r.pid, homeNid: r.homeNid }, 'home did not take the new owners'));
+      }
+      if (adopted || changed.length > 0) {
+        const pm = this.members.get(r.processorNid);
+        if (pm?.alive && pm.port > 0) {
+          await this.pool
+            .call(this.ref(r.processorNid), Opcode.G2P_INVALIDATE, { vnode: r.vnode, pid: r.pid, home: this.ref(r.homeNid) }, { timeoutMs: 2000 })
+            .catch((err) => this.log.warn({ err, pid: r.pid }, 'processor not told to drop translations (it re-translates on its next fabric error)'));
+        }
+      }
+    }
+    this.failovers++;
+    this.log.warn({ deadNid: dead, vregionsMoved: moved, ms: Date.now() - t0 }, 'memory monitor failover done');
   }
 
   nodeInfo(nid: number, m: Member): NodeInfo {
@@ -157,7 +311,7 @@ class GlobalMonitor {
   }
 
   stats(): GlobalStats {
-    return { nodes: this.nodes(), processes: this.processes.size, nextPid: this.nextPid, deaths: this.deaths, rpc: this.server.stats() };
+    return { nodes: this.nodes(), processes: this.processes.size, nextPid: this.nextPid, deaths: this.deaths, failovers: this.failovers, lostVregions: this.lostVregions, rpc: this.server.stats() };
   }
 
   private ref(nid: number): NodeRef {
@@ -229,7 +383,7 @@ class GlobalMonitor {
 
     const pid = this.nextPid++;
     await this.pool.call(this.ref(homeNid), Opcode.G2M_PROCESS_CREATE, { vnode: p.vnode, pid, processorNid });
-    this.processes.set(pid, { vnode: p.vnode, pid, processorNid, homeNid, storageNid, threads: p.threads, vregions: new Map() });
+    this.processes.set(pid, { vnode: p.vnode, pid, processorNid, homeNid, storageNid, threads: p.threads, vregions: new Map(), vmas: [], brk: this.cfg.defaults.vregionSize /* the heap base (memory/layout) */ });
     this.members.get(processorNid)!.threads += p.threads;
     this.members.get(homeNid)!.homeProcesses++;
     this.log.info({ pid, vnode: p.vnode, processorNid, homeNid, storageNid }, 'process placed');
@@ -259,10 +413,7 @@ class GlobalMonitor {
     pm.threads = Math.max(0, pm.threads - r.threads);
     const home = this.members.get(r.homeNid)!;
     home.homeProcesses = Math.max(0, home.homeProcesses - 1);
-    for (const v of r.vregions.values()) {
-      const o = this.members.get(v.ownerNid)!;
-      o.committedBytes = Math.max(0, o.committedBytes - v.committed);
-    }
+    for (const v of r.vregions.values()) this.uncommit(v, v.committed);
     // The home frees the process's memory everywhere; a dead home is logged, not fatal.
     await this.pool.call(this.ref(r.homeNid), Opcode.G2M_PROCESS_EXIT, { vnode: p.vnode, pid: p.pid }).catch((err) => {
       this.log.warn({ err, pid: p.pid, homeNid: r.homeNid }, 'home memory monitor did not free the exited process');
@@ -275,9 +426,11 @@ class GlobalMonitor {
     if (srcNid !== r.homeNid) throw new SyscallError('EACCES', `node ${srcNid} is not the home of process ${p.pid}`);
     const have = r.vregions.get(p.index);
     if (have) {
+      if (have.lost) throw new SyscallError('EIO', `vRegion ${p.index} of process ${p.pid} lost both copies`);
       have.committed += p.need;
       this.members.get(have.ownerNid)!.committedBytes += p.need;
-      return { owner: this.ref(have.ownerNid) };
+      if (have.secondaryNid !== undefined) this.members.get(have.secondaryNid)!.committedBytes += p.need;
+      return { owner: this.ref(have.ownerNid), ...(have.secondaryNid !== undefined ? { secondary: this.ref(have.secondaryNid) } : {}) };
     }
     // Least loaded (committed fraction of capacity) among those with room for `need`.
     const cands = this.live('memory').filter(([, m]) => (m.capacityBytes ?? 0) - m.committedBytes >= p.need);
@@ -285,17 +438,37 @@ class GlobalMonitor {
     const load = (m: Member) => m.committedBytes / Math.max(1, m.capacityBytes ?? 1);
     cands.sort((a, b) => load(a[1]) - load(b[1]) || a[0] - b[0]);
     const ownerNid = cands[0]![0];
-    r.vregions.set(p.index, { ownerNid, committed: p.need });
+    // The secondary: least loaded other memory monitor with room (none: unreplicated).
+    const secondaryNid = this.cfg.defaults.replication ? this.pickSecondary(ownerNid, p.need) : undefined;
+    const v: VregionRecord = { ownerNid, committed: p.need, ...(secondaryNid !== undefined ? { secondaryNid } : {}) };
+    r.vregions.set(p.index, v);
     this.members.get(ownerNid)!.committedBytes += p.need;
+    if (secondaryNid !== undefined) this.members.get(secondaryNid)!.committedBytes += p.need;
     try {
-      await this.pool.call(this.ref(ownerNid), Opcode.G2M_VREGION_ASSIGN, { vnode: p.vnode, pid: p.pid, index: p.index });
+      // The secondary knows it mirrors the vRegion before the primary can ask it for a chunk.
+      if (secondaryNid !== undefined) await this.pool.call(this.ref(secondaryNid), Opcode.G2M_VREGION_ASSIGN, { vnode: p.vnode, pid: p.pid, index: p.index, role: 'secondary' });
+      await this.pool.call(this.ref(ownerNid), Opcode.G2M_VREGION_ASSIGN, {
+        vnode: p.vnode,
+        pid: p.pid,
+        index: p.index,
+        role: 'primary',
+        ...(secondaryNid !== undefined ? { peer: this.ref(secondaryNid) } : {}),
+      });
     } catch (err) {
       r.vregions.delete(p.index);
-      this.members.get(ownerNid)!.committedBytes -= p.need;
+      this.uncommit(v, p.need);
       throw err;
     }
-    this.log.debug({ pid: p.pid, index: p.index, ownerNid }, 'vRegion assigned');
-    return { owner: this.ref(ownerNid) };
+    this.log.debug({ pid: p.pid, index: p.index, ownerNid, secondaryNid }, 'vRegion assigned');
+    return { owner: this.ref(ownerNid), ...(secondaryNid !== undefined ? { secondary: this.ref(secondaryNid) } : {}) };
+  }
+
+  private uncommit(v: VregionRecord, bytes: number): void {
+    for (const nid of [v.ownerNid, v.secondaryNid]) {
+      if (nid === undefined) continue;
+      const o = this.members.get(nid)!;
+      o.committedBytes = Math.max(0, o.committedBytes - bytes);
+    }
   }
 
   private vregionRelease(p: Req<typeof Opcode.M2G_VREGION_RELEASE>, srcNid: number): void {
@@ -307,8 +480,7 @@ class GlobalMonitor {
       if (!v) return;
       const n = Math.min(v.committed, bytes ?? v.committed);
       v.committed -= n;
-      const o = this.members.get(v.ownerNid)!;
-      o.committedBytes = Math.max(0, o.committedBytes - n);
+      this.uncommit(v, n);
     };
     if (p.index === undefined) for (const i of r.vregions.keys()) release(i, undefined);
     else release(p.index, p.bytes);
@@ -342,6 +514,19 @@ class GlobalMonitor {
       vnodes: this.cfg.vnodes.map((v) => ({ id: v.id, ip: v.ip, mount: v.mount, users: v.users, storageNid: storageNidOf(this.cfg, v.id) })),
     }));
     s.handle(Opcode.M2G_VREGION_ALLOC, (p, ctx) => this.vregionAlloc(p, ctx.srcNid));
+    s.handle(Opcode.M2G_HOME_STATE, (p, ctx) => {
+      const r = this.proc(p.vnode, p.pid);
+      if (ctx.srcNid !== r.homeNid) throw new SyscallError('EACCES', `node ${ctx.srcNid} is not the home of process ${p.pid}`);
+      r.vmas = p.vmas;
+      r.brk = p.brk;
+      return { ok: true as const };
+    });
+    s.handle(Opcode.X2G_SUSPECT, async (p) => ({ alive: await this.suspect(p.nid) }));
+    s.handle(Opcode.P2G_PROCESS_INFO, (p, ctx) => {
+      const r = this.proc(p.vnode, p.pid);
+      if (ctx.srcNid !== r.processorNid) throw new SyscallError('EACCES', `node ${ctx.srcNid} does not run process ${p.pid}`);
+      return { home: this.ref(r.homeNid), failoverPending: this.failoverPending > 0 };
+    });
     s.handle(Opcode.M2G_VREGION_RELEASE, (p, ctx) => {
       this.vregionRelease(p, ctx.srcNid);
       return { ok: true as const };

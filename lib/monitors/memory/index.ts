@@ -5,13 +5,13 @@
 //    allocated (zeroed) on first touch, freed (zeroed) on munmap/exit.
 // The processor reads and writes the chunks with one-sided RDMA; this process is only on the
 // control path (P2M_CONNECT to set up an endpoint, P2M_TRANSLATE on a translation miss).
-import { SyscallError } from '../../errors.js';
+import { RpcError, SyscallError } from '../../errors.js';
 import { logger as rootLogger, type Logger } from '../../log.js';
 import { clusterSecret, memorySize, nodeById, type Config } from '../../config/index.js';
 import { Fabric, type Endpoint, type MemoryRegion } from '../../fabric/index.js';
 import type { MemoryRegionLike } from '../../fabric/types.js';
 import { Opcode } from '../../net/opcodes.js';
-import type { NodeRef, Req, Res, Translation } from '../../net/messages.js';
+import { bytesFromWire, bytesToWire, type NodeRef, type OwnersWire, type Req, type Res, type Translation } from '../../net/messages.js';
 import { RpcPool, RpcServer, type RpcServerStats } from '../../net/rpc.js';
 import { globalAddressOf } from '../common/global-address.js';
 import { Membership } from '../common/membership.js';
@@ -60,13 +60,37 @@ interface HomeProcess {
   processorNid: number;
   vmas: VmaSet;
   brk: number;
-  owners: Map<number, NodeRef>;
+  /** vRegion index → its primary and secondary owners (from GMM; updated on failover). */
+  owners: Map<number, Owners>;
 }
 
+interface Owners {
+  primary: NodeRef;
+  secondary?: NodeRef;
+  /** Both copies died: accesses fail with EIO rather than see zeros. */
+  lost?: boolean;
+}
+
+interface OwnedVregion {
+  role: 'primary' | 'secondary';
+  /** primary: where the mirrors of its chunks go. */
+  peer?: NodeRef;
+  /** primary after a failover: the copy to a new secondary; translations wait for it. */
+  syncing?: Promise<void>;
+}
+
+/**
+ * Chunks this node backs, as primary or secondary. Keyed by the process's virtual chunk number,
+ * so a secondary knows exactly what it mirrors and promotion is a change of role, not a lookup.
+ */
 interface OwnedProcess {
-  vregions: Set<number>;
+  vregions: Map<number, OwnedVregion>;
   /** virtual chunk number → byte offset in the region */
   chunks: Map<number, number>;
+  /** primary: virtual chunk number → its mirror on the secondary */
+  mirrors: Map<number, { nid: number; addr: string; length: number; rkey: number }>;
+  /** primary: chunks whose mirror is being allocated (a concurrent translate waits). */
+  pending: Map<number, Promise<void>>;
 }
 
 const key = (vnode: number, pid: number) => `${vnode}:${pid}`;
@@ -86,6 +110,7 @@ class MemoryMonitor {
   private readonly globalNid: number;
   private readonly brkBase: number;
   private readonly mmapBase: number;
+  private readonly replication: boolean;
 
   constructor(
     private readonly cfg: Config,
@@ -100,6 +125,7 @@ class MemoryMonitor {
     this.chunkSize = cfg.defaults.chunkSize;
     ({ brkBase: this.brkBase, mmapBase: this.mmapBase } = layout(this.vregionSize));
     this.globalNid = cfg.nodes.find((n) => n.role === 'global')!.nid;
+    this.replication = cfg.defaults.replication;
     this.alloc = new ChunkAllocator(region.view, this.chunkSize);
     const secret = clusterSecret(cfg);
     this.server = new RpcServer({ nid, secret, host: opts.host ?? self.host, port: opts.port ?? self.rpcPort, logger: opts.logger, maxFrameBytes: cfg.defaults.maxFrameBytes });
@@ -190,7 +216,7 @@ class MemoryMonitor {
       for (let idx = Math.floor(start / this.vregionSize); idx * this.vregionSize < end; idx++) {
         const need = Math.min(end, (idx + 1) * this.vregionSize) - Math.max(start, idx * this.vregionSize);
         const r = await this.membership.globalClient().then((c) => c.call(Opcode.M2G_VREGION_ALLOC, { vnode: p.vnode, pid: p.pid, index: idx, need }));
-        p.owners.set(idx, r.owner);
+        p.owners.set(idx, { primary: r.owner, ...(r.secondary ? { secondary: r.secondary } : {}) });
         done.push([idx, need]);
       }
     } catch (err) {
@@ -229,6 +255,7 @@ class MemoryMonitor {
       p.vmas.remove(start, start + len);
       throw err;
     }
+    await this.syncHome(p);
     return { vaddr: start };
   }
 
@@ -237,21 +264,25 @@ class MemoryMonitor {
     const removed = p.vmas.remove(start, end);
     if (removed.length === 0) return 0;
     const perOwner = new Map<number, { ref: NodeRef; chunks: number[]; ranges: { vaddr: number; length: number }[] }>();
+    const add = (owner: NodeRef, c: number, cEnd: number, r: Range) => {
+      let o = perOwner.get(owner.nid);
+      if (!o) perOwner.set(owner.nid, (o = { ref: owner, chunks: [], ranges: [] }));
+      if (p.vmas.overlaps(c, cEnd)) {
+        const s = Math.max(c, r.start);
+        o.ranges.push({ vaddr: s, length: Math.min(cEnd, r.end) - s });
+      } else if (!o.chunks.includes(c)) {
+        o.chunks.push(c);
+      }
+    };
     const perVregion = new Map<number, number>();
     for (const r of removed) {
       for (let c = Math.floor(r.start / this.chunkSize) * this.chunkSize; c < r.end; c += this.chunkSize) {
         const idx = Math.floor(c / this.vregionSize);
-        const owner = p.owners.get(idx);
-        if (!owner) continue;
-        let o = perOwner.get(owner.nid);
-        if (!o) perOwner.set(owner.nid, (o = { ref: owner, chunks: [], ranges: [] }));
-        const cEnd = c + this.chunkSize;
-        if (p.vmas.overlaps(c, cEnd)) {
-          const s = Math.max(c, r.start);
-          o.ranges.push({ vaddr: s, length: Math.min(cEnd, r.end) - s });
-        } else if (!o.chunks.includes(c)) {
-          o.chunks.push(c);
-        }
+        const owners = p.owners.get(idx);
+        if (!owners) continue;
+        // Both copies are freed (or zeroed): the secondary keeps the same (pid, vaddr) keys.
+        add(owners.primary, c, c + this.chunkSize, r);
+        if (owners.secondary) add(owners.secondary, c, c + this.chunkSize, r);
       }
       for (let idx = Math.floor(r.start / this.vregionSize); idx * this.vregionSize < r.end; idx++) {
         const bytes = Math.min(r.end, (idx + 1) * this.vregionSize) - Math.max(r.start, idx * this.vregionSize);
@@ -259,11 +290,26 @@ class MemoryMonitor {
       }
     }
     let freed = 0;
+    const primaries = new Set([...p.owners.values()].map((o) => o.primary.nid));
     for (const [ownerNid, o] of perOwner) {
-      if (ownerNid === this.nid) freed += this.ownerFree(p.vnode, p.pid, o.chunks, o.ranges);
-      else freed += (await this.pool.call(o.ref, Opcode.M2M_FREE, { vnode: p.vnode, pid: p.pid, chunks: o.chunks, ranges: o.ranges })).freedChunks;
+      let n: number;
+      if (ownerNid === this.nid) n = this.ownerFree(p.vnode, p.pid, o.chunks, o.ranges);
+      else {
+        n = await this.pool.call(o.ref, Opcode.M2M_FREE, { vnode: p.vnode, pid: p.pid, chunks: o.chunks, ranges: o.ranges }).then(
+          (r) => r.freedChunks,
+          (err) => {
+            // A dead secondary's copies die with it; a dead primary is the caller's error.
+            if (primaries.has(ownerNid)) throw err;
+            this.log.warn({ err, pid: p.pid, ownerNid }, 'secondary did not free its copies');
+            return 0;
+          },
+        );
+      }
+      // Count chunks once: the primary's count is the process's.
+      if (primaries.has(ownerNid)) freed += n;
     }
     await this.releaseCommit(p, [...perVregion]);
+    await this.syncHome(p);
     return freed;
   }
 
@@ -293,16 +339,23 @@ class MemoryMonitor {
       await this.unmap(p, newEnd, oldEnd);
     }
     p.brk = req.addr;
+    if (newEnd > oldEnd) await this.syncHome(p);
     return { brk: p.brk };
   }
 
   private async translate(req: Req<typeof Opcode.P2M_TRANSLATE>, src: number): Promise<Translation> {
     const p = this.homeProc(req.vnode, req.pid, src);
     if (!p.vmas.contains(req.vaddr)) throw new SyscallError('EFAULT', `address 0x${req.vaddr.toString(16)} is not mapped in process ${req.pid}`);
-    const owner = p.owners.get(Math.floor(req.vaddr / this.vregionSize));
-    if (!owner) throw new SyscallError('EFAULT', `vRegion of 0x${req.vaddr.toString(16)} has no owner`);
+    const owners = p.owners.get(Math.floor(req.vaddr / this.vregionSize));
+    if (!owners) throw new SyscallError('EFAULT', `vRegion of 0x${req.vaddr.toString(16)} has no owner`);
+    if (owners.lost) throw new SyscallError('EIO', `both copies of the memory at 0x${req.vaddr.toString(16)} of process ${req.pid} were lost (memory monitors died)`);
+    const owner = owners.primary;
     if (owner.nid === this.nid) return this.ownerTranslate(req.vnode, req.pid, req.vaddr);
-    return this.pool.call(owner, Opcode.M2M_TRANSLATE, { vnode: req.vnode, pid: req.pid, vaddr: req.vaddr });
+    return this.pool.call(owner, Opcode.M2M_TRANSLATE, { vnode: req.vnode, pid: req.pid, vaddr: req.vaddr }).catch((err) => {
+      // An unreachable owner is (about to be) failed over: the processor waits and asks again.
+      if (err instanceof SyscallError) throw err;
+      throw new RpcError('EAGAIN', `owner ${owner.nid} of 0x${req.vaddr.toString(16)} is unreachable: ${(err as Error).message}`, { retriable: true, cause: err });
+    });
   }
 
   private async exitProcess(vnode: number, pid: number): Promise<number> {
@@ -310,7 +363,10 @@ class MemoryMonitor {
     if (!p) return 0;
     this.home.delete(key(vnode, pid));
     const owners = new Map<number, NodeRef>();
-    for (const o of p.owners.values()) owners.set(o.nid, o);
+    for (const o of p.owners.values()) {
+      owners.set(o.primary.nid, o.primary);
+      if (o.secondary) owners.set(o.secondary.nid, o.secondary);
+    }
     let freed = 0;
     for (const [nid, ref] of owners) {
       if (nid === this.nid) freed += this.ownerExit(vnode, pid);
@@ -330,24 +386,114 @@ class MemoryMonitor {
 
   // ---- owner side -------------------------------------------------------------------------
 
-  private ownerTranslate(vnode: number, pid: number, vaddr: number): Translation {
+  private remote(off: number) {
+    return { nid: this.nid, addr: (this.region.addr + BigInt(off)).toString(), length: this.chunkSize, rkey: this.region.rkey };
+  }
+
+  private ownedProc(vnode: number, pid: number): OwnedProcess {
+    const k = key(vnode, pid);
+    let o = this.owned.get(k);
+    if (!o) this.owned.set(k, (o = { vregions: new Map(), chunks: new Map(), mirrors: new Map(), pending: new Map() }));
+    return o;
+  }
+
+  private async ownerTranslate(vnode: number, pid: number, vaddr: number): Promise<Translation> {
     const o = this.owned.get(key(vnode, pid));
     const idx = Math.floor(vaddr / this.vregionSize);
-    if (!o || !o.vregions.has(idx)) throw new SyscallError('EFAULT', `vRegion ${idx} of process ${pid} is not owned by memory monitor ${this.nid}`);
+    const vr = o?.vregions.get(idx);
+    if (!o || !vr) throw new SyscallError('EFAULT', `vRegion ${idx} of process ${pid} is not owned by memory monitor ${this.nid}`);
+    // A secondary not (yet) promoted must not hand out its copy as the primary.
+    if (vr.role !== 'primary') throw new RpcError('EAGAIN', `memory monitor ${this.nid} holds only the secondary of vRegion ${idx} of process ${pid}`, { retriable: true });
+    if (vr.syncing) await vr.syncing;
     const cn = Math.floor(vaddr / this.chunkSize);
+    const busy = o.pending.get(cn);
+    if (busy) await busy;
     let off = o.chunks.get(cn);
     let fresh = false;
     if (off === undefined) {
       off = this.alloc.alloc();
       o.chunks.set(cn, off);
       fresh = true;
+      const peer = vr.peer;
+      if (peer) {
+        const mirror = this.pool
+          .call(peer, Opcode.M2M_REPLICA_ALLOC, { vnode, pid, vaddr: cn * this.chunkSize })
+          .then((r) => void o.mirrors.set(cn, r))
+          .catch((err) => this.log.warn({ err, pid, vaddr: cn * this.chunkSize, peer: peer.nid }, 'secondary did not allocate a mirror: chunk unreplicated until re-replication'))
+          .finally(() => o.pending.delete(cn));
+        o.pending.set(cn, mirror);
+        await mirror;
+      }
     }
-    return {
-      vbase: cn * this.chunkSize,
-      length: this.chunkSize,
-      replicas: [{ nid: this.nid, addr: (this.region.addr + BigInt(off)).toString(), length: this.chunkSize, rkey: this.region.rkey }],
-      fresh,
-    };
+    const m = o.mirrors.get(cn);
+    return { vbase: cn * this.chunkSize, length: this.chunkSize, replicas: m ? [this.remote(off), m] : [this.remote(off)], fresh };
+  }
+
+  /** Secondary: the (zeroed, or given) copy of chunk `vaddr`, allocated on first use. */
+  private replicaChunk(vnode: number, pid: number, vaddr: number, data?: Uint8Array) {
+    const o = this.owned.get(key(vnode, pid));
+    const idx = Math.floor(vaddr / this.vregionSize);
+    if (!o || o.vregions.get(idx)?.role !== 'secondary') throw new SyscallError('EFAULT', `vRegion ${idx} of process ${pid} is not mirrored by memory monitor ${this.nid}`);
+    const cn = Math.floor(vaddr / this.chunkSize);
+    let off = o.chunks.get(cn);
+    if (off === undefined) {
+      off = this.alloc.alloc();
+      o.chunks.set(cn, off);
+    }
+    if (data) {
+      if (data.byteLength !== this.chunkSize) throw new SyscallError('EINVAL', `replica data is ${data.byteLength} B, chunk is ${this.chunkSize} B`);
+      this.region.view.set(data, off);
+    }
+    return this.remote(off);
+  }
+
+  /** Failover: become primary of vRegion `index` (if not already) and copy it to `secondary`. */
+  private async rereplicate(vnode: number, pid: number, index: number, secondary: NodeRef | undefined): Promise<number> {
+    const o = this.owned.get(key(vnode, pid));
+    const vr = o?.vregions.get(index);
+    if (!o || !vr) throw new SyscallError('EFAULT', `vRegion ${index} of process ${pid} is not held by memory monitor ${this.nid}`);
+    if (vr.syncing) await vr.syncing;
+    const wasRole = vr.role;
+    vr.role = 'primary';
+    const chunks = [...o.chunks.keys()].filter((cn) => Math.floor((cn * this.chunkSize) / this.vregionSize) === index);
+    for (const cn of chunks) o.mirrors.delete(cn);
+    if (secondary) vr.peer = secondary;
+    else delete vr.peer;
+    let copied = 0;
+    if (secondary) {
+      const sync = (async () => {
+        for (const cn of chunks) {
+          const off = o.chunks.get(cn);
+          if (off === undefined) continue; // freed meanwhile
+          const data = bytesToWire(this.region.view.slice(off, off + this.chunkSize));
+          const r = await this.pool.call(secondary, Opcode.M2M_REPLICA_PUT, { vnode, pid, vaddr: cn * this.chunkSize, data });
+          if (o.chunks.has(cn)) o.mirrors.set(cn, r);
+          copied++;
+        }
+      })();
+      const guard = sync.catch(() => undefined);
+      vr.syncing = guard;
+      try {
+        await sync;
+      } finally {
+        if (vr.syncing === guard) delete vr.syncing;
+      }
+    }
+    this.log.warn({ pid, index, promoted: wasRole === 'secondary', secondary: secondary?.nid, copied }, 'vRegion re-replicated');
+    return copied;
+  }
+
+  private setOwners(p: HomeProcess, owners: OwnersWire[]): void {
+    for (const w of owners) p.owners.set(w.index, { primary: w.primary, ...(w.secondary ? { secondary: w.secondary } : {}), ...(w.lost ? { lost: true } : {}) });
+  }
+
+  /** Home state kept at the global monitor, so a survivor can adopt the process. */
+  private async syncHome(p: HomeProcess): Promise<void> {
+    if (!this.replication) return;
+    await this.membership
+      .globalClient()
+      .then((c) => c.call(Opcode.M2G_HOME_STATE, { vnode: p.vnode, pid: p.pid, vmas: p.vmas.list.map((r) => ({ start: r.start, end: r.end })), brk: p.brk }))
+      .catch((err) => this.log.warn({ err, pid: p.pid }, 'home state not recorded at the global monitor'));
   }
 
   private ownerFree(vnode: number, pid: number, chunks: number[], ranges: { vaddr: number; length: number }[]): number {
@@ -359,6 +505,7 @@ class MemoryMonitor {
       const off = o.chunks.get(cn);
       if (off === undefined) continue;
       o.chunks.delete(cn);
+      o.mirrors.delete(cn);
       this.alloc.release(off);
       freed++;
     }
@@ -426,6 +573,34 @@ class MemoryMonitor {
       this.requireMemory(ctx.srcNid);
       return { freedChunks: this.ownerExit(req.vnode, req.pid) };
     });
+    s.handle(Opcode.M2M_REPLICA_ALLOC, (req, ctx) => {
+      this.requireMemory(ctx.srcNid);
+      return this.replicaChunk(req.vnode, req.pid, req.vaddr);
+    });
+    s.handle(Opcode.M2M_REPLICA_PUT, (req, ctx) => {
+      this.requireMemory(ctx.srcNid);
+      return this.replicaChunk(req.vnode, req.pid, req.vaddr, bytesFromWire(req.data));
+    });
+    s.handle(Opcode.G2M_REREPLICATE, async (req, ctx) => {
+      this.requireGlobal(ctx.srcNid);
+      return { copiedChunks: await this.rereplicate(req.vnode, req.pid, req.index, req.secondary) };
+    });
+    s.handle(Opcode.G2M_OWNERS, (req, ctx) => {
+      this.requireGlobal(ctx.srcNid);
+      const p = this.home.get(key(req.vnode, req.pid));
+      if (p) this.setOwners(p, req.owners);
+      return { ok: true as const };
+    });
+    s.handle(Opcode.G2M_PROCESS_ADOPT, (req, ctx) => {
+      this.requireGlobal(ctx.srcNid);
+      const vmas = new VmaSet();
+      for (const r of req.vmas) vmas.add(r.start, r.end);
+      const p: HomeProcess = { vnode: req.vnode, pid: req.pid, processorNid: req.processorNid, vmas, brk: req.brk, owners: new Map() };
+      this.setOwners(p, req.owners);
+      this.home.set(key(req.vnode, req.pid), p);
+      this.log.warn({ pid: req.pid, vnode: req.vnode }, 'adopted a process whose home died');
+      return { ok: true as const };
+    });
     s.handle(Opcode.G2M_PROCESS_CREATE, (req, ctx) => {
       this.requireGlobal(ctx.srcNid);
       const k = key(req.vnode, req.pid);
@@ -435,10 +610,8 @@ class MemoryMonitor {
     });
     s.handle(Opcode.G2M_VREGION_ASSIGN, (req, ctx) => {
       this.requireGlobal(ctx.srcNid);
-      const k = key(req.vnode, req.pid);
-      let o = this.owned.get(k);
-      if (!o) this.owned.set(k, (o = { vregions: new Set(), chunks: new Map() }));
-      o.vregions.add(req.index);
+      const o = this.ownedProc(req.vnode, req.pid);
+      o.vregions.set(req.index, { role: req.role, ...(req.peer ? { peer: req.peer } : {}) });
       return { ok: true as const };
     });
     s.handle(Opcode.G2M_PROCESS_EXIT, async (req, ctx) => {
