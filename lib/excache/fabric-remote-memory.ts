@@ -77,6 +77,20 @@ export class FabricRemoteMemory implements RemoteMemory {
     return ep;
   }
 
+  /** Close and forget the endpoints to `nids` (after a failure they may be in an error state). */
+  dropEndpoints(nids: number[]): void {
+    for (const nid of nids) {
+      const ep = this.endpoints.get(nid);
+      if (ep === undefined) continue;
+      this.endpoints.delete(nid);
+      try {
+        ep.close();
+      } catch {
+        // already torn down
+      }
+    }
+  }
+
   private region(): MemoryRegionLike {
     if (this.mr === undefined) throw new Error('FabricRemoteMemory: attach() was not called');
     return this.mr;

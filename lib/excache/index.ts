@@ -8,3 +8,4 @@ export { emptyStats, type CacheStats } from './stats.js';
 export { FabricRemoteMemory, type FabricRemoteMemoryOptions, type FabricLike } from './fabric-remote-memory.js';
 export { RegionTranslator } from './region-translator.js';
 export { allocateSyncCall, SyncCallServer, SyncCallClient, type SyncCallState, type SyncCallSizes, type SyncCallHandler } from './sync-call.js';
+export { FailoverRemoteMemory, isNodeFailure, type FailoverRemoteMemoryOptions } from './failover-remote-memory.js';

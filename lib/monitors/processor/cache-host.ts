@@ -30,6 +30,8 @@ export interface CacheWorkerData {
 export interface CacheHostHandlers {
   translate(asid: number, vaddr: number): Promise<WireTranslation>;
   connect(nid: number, endpoint: unknown): Promise<unknown>;
+  /** A fill/write-back on these replicas failed: wait out the failover, re-translate the chunk. */
+  recover(a: { nids: number[]; nid: number; addr: string; vbase: number }): Promise<{ asid: number; translation: WireTranslation }>;
 }
 
 export class CacheHost {
@@ -47,7 +49,7 @@ export class CacheHost {
       // One stats row per ASID for as many processes as a processor plausibly runs (the table
       // is not recycled), and one row block per worker that attaches (the main thread does not).
       maxAsids: 4096,
-      maxThreads: Math.max(8, 2 * (opts.workers ?? 4)),
+      maxThreads: Math.max(8, 2 * (opts.workers ?? 4)) + 1, // + the main thread's invalidation view
     });
     this.calls = allocateSyncCall(Math.max(8, 2 * (opts.workers ?? 4)));
   }
@@ -64,6 +66,7 @@ export class CacheHost {
       try {
         if (op === 'translate') return await h.translate(Number(a.asid), Number(a.vaddr));
         if (op === 'connect') return await h.connect(Number(a.nid), a.endpoint);
+        if (op === 'recover') return await h.recover({ nids: (a.nids as unknown[]).map(Number), nid: Number(a.nid), addr: String(a.addr), vbase: Number(a.vbase) });
         throw new Error(`unknown sync op ${op}`);
       } catch (err) {
         // The worker is inside a program's load/store: whatever failed (RPC to the memory
@@ -72,6 +75,27 @@ export class CacheHost {
         throw new SyscallError(typeof e?.code === 'string' ? e.code : 'EIO', String(e?.message ?? err));
       }
     });
+  }
+
+  private mainCache: ExCache | undefined;
+  /**
+   * Drop every cached translation of `asid`. The translation cache is shared by all workers, so
+   * the main thread does it through its own (never filling) view of the cache.
+   */
+  invalidateTranslations(asid: number): number {
+    this.mainCache ??= new ExCache(this.state, {
+      attach: () => undefined,
+      translate: () => {
+        throw new SyscallError('EFAULT', 'the main thread does not translate');
+      },
+      readLine: () => {
+        throw new SyscallError('EFAULT', 'the main thread does not fill lines');
+      },
+      writeLine: () => {
+        throw new SyscallError('EFAULT', 'the main thread does not write back lines');
+      },
+    });
+    return this.mainCache.invalidateTranslations(asid);
   }
 
   stats(asid: number): CacheStats {

@@ -17,6 +17,11 @@ import type { ProcessBackend } from './process.js';
 import { RemoteAddressSpace, RemoteStorage, type RpcCounters } from './remote-backend.js';
 import { ProcessorRuntime } from './runtime.js';
 import { CacheHost, type CacheHostOptions } from './cache-host.js';
+import { isNodeFailure } from '../../excache/failover-remote-memory.js';
+
+/** How long a process may pause for a memory-monitor failover before its access fails. */
+const FAILOVER_WAIT_MS = 60_000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 import type { CacheStats } from './syscalls.js';
 
 export interface ProcessorMonitorOptions {
@@ -67,7 +72,7 @@ export class ProcessorMonitor {
   chunkSize = 0;
   private readonly log: Logger;
   private readonly jobs = new Map<number, Job>();
-  private readonly spaces = new Map<number, { home: Address; vnode: number; rpc: RpcCounters }>();
+  private readonly spaces = new Map<number, { home: Address & { nid: number }; vnode: number; rpc: RpcCounters }>();
   private heartbeat: NodeJS.Timeout | undefined;
   private closed = false;
   private ready = false;
@@ -120,6 +125,16 @@ export class ProcessorMonitor {
     this.cacheHost.serve({
       translate: (asid, vaddr) => this.translate(asid, vaddr),
       connect: (nid, endpoint) => this.connectMemory(nid, endpoint),
+      recover: (a) => this.recover(a),
+    });
+    s.handle(Opcode.G2P_INVALIDATE, (req) => {
+      const sp = this.spaces.get(req.pid);
+      if (sp && sp.vnode === req.vnode) {
+        this.moveHome(sp, req.home);
+        const n = this.cacheHost.invalidateTranslations(req.pid);
+        this.log.warn({ pid: req.pid, dropped: n }, 'memory failover: cached translations dropped');
+      }
+      return { ok: true as const };
     });
     this.runtime = new ProcessorRuntime({ cores: this.opts.cores, workerData: this.cacheHost.workerData() });
     this.heartbeat = setInterval(() => void this.beat(), reg.heartbeatIntervalMs);
@@ -141,11 +156,69 @@ export class ProcessorMonitor {
     }
   }
 
+  /**
+   * P2M_TRANSLATE, riding through a memory-monitor failover: while the home or the owner is
+   * unreachable (or says EAGAIN), wait for the global monitor to finish promoting and ask again,
+   * for at most failoverWaitMs. Program faults (EFAULT, EIO for lost memory) go straight back.
+   */
   private async translate(asid: number, vaddr: number) {
-    const sp = this.spaces.get(asid);
-    if (!sp) throw new SyscallError('EFAULT', `no process with asid ${asid} on this processor`);
-    countRpc(sp.rpc, 'P2M_TRANSLATE');
-    return this.pool.call(sp.home, Opcode.P2M_TRANSLATE, { vnode: sp.vnode, pid: asid, vaddr });
+    const deadline = Date.now() + FAILOVER_WAIT_MS;
+    for (let attempt = 0; ; attempt++) {
+      const sp = this.spaces.get(asid);
+      if (!sp) throw new SyscallError('EFAULT', `no process with asid ${asid} on this processor`);
+      countRpc(sp.rpc, 'P2M_TRANSLATE');
+      try {
+        const t = await this.pool.call(sp.home, Opcode.P2M_TRANSLATE, { vnode: sp.vnode, pid: asid, vaddr });
+        const p = t.replicas[0]!;
+        this.chunkOf.set(`${p.nid}:${p.addr}`, { asid, vbase: t.vbase });
+        return t;
+      } catch (err) {
+        if (!isNodeFailure(err) || Date.now() >= deadline) throw err;
+        if (attempt === 0) this.log.warn({ err, asid, vaddr }, 'translation failed: waiting for failover');
+        if (!(err instanceof SyscallError) && (err as { code?: string }).code !== 'EAGAIN') await this.suspect(sp.home.nid);
+        await this.awaitFailover(asid, deadline);
+      }
+    }
+  }
+
+  /** Primary replica (nid:addr) → the chunk it backs, for re-translation after a fabric error. */
+  private readonly chunkOf = new Map<string, { asid: number; vbase: number }>();
+
+  private async suspect(nid: number): Promise<void> {
+    await this.pool.call(this.opts.global, Opcode.X2G_SUSPECT, { nid }).catch((err) => this.log.warn({ err, nid }, 'X2G_SUSPECT failed'));
+  }
+
+  /** Poll the global monitor until no failover is in progress; follow the process's home. */
+  private async awaitFailover(asid: number, deadline: number): Promise<void> {
+    for (;;) {
+      const sp = this.spaces.get(asid);
+      if (!sp) return;
+      const info = await this.pool.call(this.opts.global, Opcode.P2G_PROCESS_INFO, { vnode: sp.vnode, pid: asid }).catch(() => undefined);
+      if (info) this.moveHome(sp, info.home);
+      if ((info && !info.failoverPending) || Date.now() >= deadline) {
+        await sleep(20);
+        return;
+      }
+      await sleep(50);
+    }
+  }
+
+  /** The address space object shares sp.home, so updating it in place redirects mmap/brk too. */
+  private moveHome(sp: { home: Address & { nid: number } }, home: { nid: number; host: string; port: number }): void {
+    if (sp.home.nid === home.nid && sp.home.host === home.host && sp.home.port === home.port) return;
+    this.log.warn({ from: sp.home.nid, to: home.nid }, 'process home moved');
+    Object.assign(sp.home, home);
+  }
+
+  /** A worker's fill or write-back failed on these replicas: report, wait, re-translate. */
+  private async recover(a: { nids: number[]; nid: number; addr: string; vbase: number }) {
+    const c = this.chunkOf.get(`${a.nid}:${a.addr}`);
+    if (!c) throw new SyscallError('EIO', `remote memory at nid ${a.nid} failed and its chunk is unknown here`);
+    const deadline = Date.now() + FAILOVER_WAIT_MS;
+    await Promise.all(a.nids.map((nid) => this.suspect(nid)));
+    await this.awaitFailover(c.asid, deadline);
+    this.chunkOf.delete(`${a.nid}:${a.addr}`);
+    return { asid: c.asid, translation: await this.translate(c.asid, c.vbase) };
   }
 
   private memoryNodes: Promise<Map<number, Address>> | undefined;
