@@ -8,10 +8,17 @@
 //   superblock (256 B) | B+tree nodes and records, interleaved in allocation order
 // B+tree node (nodeSize bytes): u32 kind | u32 count | f64 next-leaf | entries of keyWidth+8 bytes
 // Keys are ASCII, NUL-padded to keyWidth, and stored as u32 words holding 4 key bytes big-endian,
-// so that comparing words with loadU32 (2-3 calls, no copy) is comparing the key bytewise.
+// so that comparing words is comparing the key bytewise.
 //   leaf entry: key | f64 record address;  internal entry: key (min of child; unused at 0) | f64 child
 // Record: u64 seqlock word | fieldCount * fieldLength bytes.
 // Addresses are stored as f64: exact below 2^53 and readable without BigInt.
+//
+// Every ProcessMemory call is an ExCache lookup on the remote backend (tens to hundreds of ns even
+// on a hit), so the hot paths copy a whole node with ONE load into a per-handle scratch buffer
+// and search it there, read or write a record with one call, and build multi-word updates (a new
+// entry plus the entries it shifts, a record with its seqlock word) locally before one store.
+// A read costs height + 2 memory calls (root pointer, one per level, the record). The local
+// baseline runs this identical code, so the comparison stays like for like.
 //
 // Concurrency (threads of one process, each with its own ProcessMemory view): a tree-wide
 // reader/writer spin lock (writer-preferring) guards the index; inserts take it exclusively,
@@ -42,6 +49,8 @@ const KIND_LEAF = 1;
 const KIND_INTERNAL = 2;
 
 const U64_MINUS_1 = (1n << 64n) - 1n;
+/** Memory words are little-endian; the typed views on the scratch node read them natively. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 const U64_MINUS_2 = (1n << 64n) - 2n;
 
 export interface KvStoreOptions {
@@ -92,7 +101,21 @@ export class KvStore {
   private readonly areaEnd: number;
   private readonly keyWords: Uint32Array;
   private readonly keyImage: Uint8Array;
-  private readonly probe: Uint8Array;
+  // Scratch copy of one node (the last one findLeaf/loadNode read) and typed views on it: entry
+  // offsets are multiples of 4 (keys) and 8 (pointers), so words are read by index. Valid only
+  // while the tree lock is held (or the store is single-threaded).
+  private readonly nodeBuf: Uint8Array;
+  private readonly nodeU32: Uint32Array;
+  private readonly nodeF64: Float64Array;
+  /** Scratch for building entry runs (insert) and a split's right half. */
+  private readonly workBuf: Uint8Array;
+  private readonly workU32: Uint32Array;
+  private readonly workF64: Float64Array;
+  /** A record image (seqlock word + fields) written with one store on insert. */
+  private readonly recBuf: Uint8Array;
+  private readonly entryWords: number; // entrySize / 4
+  private readonly entryF64s: number; // entrySize / 8
+  private readonly ptrF64: number; // keyWidth / 8: pointer index within an entry, in f64s
 
   private constructor(
     readonly mem: ProcessMemory,
@@ -112,7 +135,17 @@ export class KvStore {
     this.areaEnd = base + mem.loadF64(base + SB_AREA);
     this.keyWords = new Uint32Array(this.keyWidth / 4);
     this.keyImage = new Uint8Array(this.keyWidth);
-    this.probe = new Uint8Array(this.keyWidth);
+    if (!LITTLE_ENDIAN) throw new SyscallError('ENOTSUP', 'the store reads node words through typed arrays and needs a little-endian host');
+    this.nodeBuf = new Uint8Array(this.nodeSize);
+    this.nodeU32 = new Uint32Array(this.nodeBuf.buffer);
+    this.nodeF64 = new Float64Array(this.nodeBuf.buffer);
+    this.workBuf = new Uint8Array(this.nodeSize);
+    this.workU32 = new Uint32Array(this.workBuf.buffer);
+    this.workF64 = new Float64Array(this.workBuf.buffer);
+    this.recBuf = new Uint8Array(8 + this.recordBytes);
+    this.entryWords = this.entrySize / 4;
+    this.entryF64s = this.entrySize / 8;
+    this.ptrF64 = this.keyWidth / 8;
   }
 
   /** Bytes to reserve for a store of these dimensions. */
@@ -249,19 +282,19 @@ export class KvStore {
     const k = this.encodeKey(startKey);
     const recs: number[] = [];
     const keys: string[] = [];
-    const m = this.mem;
     this.readLock();
     try {
-      let leaf = this.findLeaf(k, null);
-      let i = this.lowerBound(leaf, k);
-      while (leaf !== 0 && recs.length < count) {
-        const n = m.loadU32(leaf + 4);
+      this.findLeaf(k, null);
+      let i = this.lowerBound(k);
+      for (;;) {
+        const n = this.nodeU32[1]!;
         for (; i < n && recs.length < count; i++) {
-          const e = leaf + NODE_HDR + i * this.entrySize;
-          recs.push(m.loadF64(e + this.keyWidth));
-          if (visit) keys.push(this.decodeKey(m.load(e, this.keyWidth, this.probe)));
+          recs.push(this.entryPtr(i));
+          if (visit) keys.push(this.decodeKey(this.nodeBuf, NODE_HDR + i * this.entrySize));
         }
-        leaf = m.loadF64(leaf + 8);
+        const next = this.nodeF64[1]!;
+        if (next === 0 || recs.length >= count) break;
+        this.loadNode(next);
         i = 0;
       }
     } finally {
@@ -288,100 +321,116 @@ export class KvStore {
     const k = this.encodeKey(key);
     this.readLock();
     try {
-      const leaf = this.findLeaf(k, null);
-      const i = this.lowerBound(leaf, k);
-      if (i < this.mem.loadU32(leaf + 4) && this.compareAt(leaf + NODE_HDR + i * this.entrySize, k) === 0) {
-        return this.mem.loadF64(leaf + NODE_HDR + i * this.entrySize + this.keyWidth);
-      }
-      return -1;
+      this.findLeaf(k, null);
+      const i = this.lowerBound(k);
+      return i < this.nodeU32[1]! && this.compareEntry(i, k) === 0 ? this.entryPtr(i) : -1;
     } finally {
       this.readUnlock();
     }
   }
 
-  /** Descend to the leaf that holds (or would hold) k; records the path if `path` is given. */
+  /** Copy the node at `node` into the scratch node (one memory call). */
+  private loadNode(node: number): void {
+    this.mem.load(node, this.nodeSize, this.nodeBuf);
+  }
+
+  /**
+   * Descend to the leaf that holds (or would hold) k, one load per level; returns its address and
+   * leaves its copy in the scratch node. Records the path if `path` is given.
+   */
   private findLeaf(k: Uint32Array, path: { node: number; idx: number }[] | null): number {
-    const m = this.mem;
-    let node = m.loadF64(this.base + SB_ROOT);
-    while (m.loadU32(node) === KIND_INTERNAL) {
-      const n = m.loadU32(node + 4);
+    let node = this.mem.loadF64(this.base + SB_ROOT);
+    for (;;) {
+      this.loadNode(node);
+      if (this.nodeU32[0] !== KIND_INTERNAL) return node;
+      const n = this.nodeU32[1]!;
       // Last child whose min key <= k (entry 0 covers everything below entry 1).
       let lo = 1;
       let hi = n - 1;
       let idx = 0;
       while (lo <= hi) {
         const mid = (lo + hi) >> 1;
-        if (this.compareAt(node + NODE_HDR + mid * this.entrySize, k) <= 0) {
+        if (this.compareEntry(mid, k) <= 0) {
           idx = mid;
           lo = mid + 1;
         } else hi = mid - 1;
       }
       if (path) path.push({ node, idx });
-      node = m.loadF64(node + NODE_HDR + idx * this.entrySize + this.keyWidth);
+      node = this.entryPtr(idx);
     }
-    return node;
   }
 
-  /** First entry index in a leaf whose key >= k. */
-  private lowerBound(leaf: number, k: Uint32Array): number {
+  /** First entry index in the scratch node whose key >= k. */
+  private lowerBound(k: Uint32Array): number {
     let lo = 0;
-    let hi = this.mem.loadU32(leaf + 4);
+    let hi = this.nodeU32[1]!;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (this.compareAt(leaf + NODE_HDR + mid * this.entrySize, k) < 0) lo = mid + 1;
+      if (this.compareEntry(mid, k) < 0) lo = mid + 1;
       else hi = mid;
     }
     return lo;
+  }
+
+  /** Pointer (record or child address) of entry i of the scratch node. */
+  private entryPtr(i: number): number {
+    return this.nodeF64[2 + i * this.entryF64s + this.ptrF64]!;
   }
 
   private insertLocked(k: Uint32Array, image: Uint8Array, value: Uint8Array): boolean {
     const m = this.mem;
     const path: { node: number; idx: number }[] = [];
     const leaf = this.findLeaf(k, path);
-    const i = this.lowerBound(leaf, k);
-    const n = m.loadU32(leaf + 4);
-    if (i < n && this.compareAt(leaf + NODE_HDR + i * this.entrySize, k) === 0) {
-      this.writeRecordPart(m.loadF64(leaf + NODE_HDR + i * this.entrySize + this.keyWidth), -1, value);
+    const i = this.lowerBound(k);
+    const n = this.nodeU32[1]!;
+    if (i < n && this.compareEntry(i, k) === 0) {
+      this.writeRecordPart(this.entryPtr(i), -1, value);
       return false;
     }
     const rec = this.allocate(8 + this.recordBytes);
-    m.storeU64(rec, 0n);
-    m.store(rec + 8, value);
+    // Seqlock word 0 and the fields in one store (recBuf's first 8 bytes stay zero).
+    this.recBuf.set(value, 8);
+    m.store(rec, this.recBuf);
     // Split first if full, then insert into whichever half now owns the key.
-    let target = leaf;
-    let pos = i;
     if (n === this.capacity) {
-      const { right, sepKey } = this.splitNode(leaf);
+      const { right, sepKey, leftCount } = this.splitNode(leaf);
       this.insertIntoParent(path, leaf, sepKey, right);
-      const leftCount = m.loadU32(leaf + 4);
-      if (pos > leftCount) {
-        target = right;
-        pos -= leftCount;
-      }
+      if (i > leftCount) this.insertEntry(right, i - leftCount, image, rec, n - leftCount);
+      else this.insertEntry(leaf, i, image, rec, leftCount);
+    } else {
+      this.insertEntryCached(leaf, i, image, rec, n);
     }
-    this.insertEntry(target, pos, image, rec);
     m.storeF64(this.base + SB_COUNT, m.loadF64(this.base + SB_COUNT) + 1);
     return true;
   }
 
-  /** Move the upper half of `node` into a new right sibling; returns it and its first key. */
-  private splitNode(node: number): { right: number; sepKey: Uint8Array } {
+  /**
+   * Move the upper half of `node` into a new right sibling (built locally, written with one
+   * store); returns it, its first key and the entries left in `node`. Clobbers the scratch node.
+   */
+  private splitNode(node: number): { right: number; sepKey: Uint8Array; leftCount: number } {
     const m = this.mem;
-    const n = m.loadU32(node + 4);
-    const kind = m.loadU32(node);
+    this.loadNode(node);
+    const src = this.nodeU32;
+    const kind = src[0]!;
+    const n = src[1]!;
     const keep = n >> 1;
     const right = this.allocate(this.nodeSize);
-    this.initNode(right, kind);
-    const from = node + NODE_HDR + keep * this.entrySize;
-    m.store(right + NODE_HDR, m.load(from, (n - keep) * this.entrySize));
-    m.storeU32(right + 4, n - keep);
-    m.storeU32(node + 4, keep);
-    if (kind === KIND_LEAF) {
-      m.storeF64(right + 8, m.loadF64(node + 8));
-      m.storeF64(node + 8, right);
-    }
-    const sepKey = m.load(right + NODE_HDR, this.keyWidth);
-    return { right, sepKey };
+    const moved = (n - keep) * this.entrySize;
+    const from = NODE_HDR + keep * this.entrySize;
+    const w = this.workBuf;
+    this.workU32[0] = kind;
+    this.workU32[1] = n - keep;
+    // Leaves chain left to right: the new right leaf takes over the old next pointer.
+    this.workF64[1] = kind === KIND_LEAF ? this.nodeF64[1]! : 0;
+    w.set(this.nodeBuf.subarray(from, from + moved), NODE_HDR);
+    m.store(right, w.subarray(0, NODE_HDR + moved));
+    // Left header: kind, count, next (the new sibling for a leaf; internal nodes keep 0).
+    this.workU32[1] = keep;
+    this.workF64[1] = kind === KIND_LEAF ? right : 0;
+    m.store(node, w.subarray(0, NODE_HDR));
+    const sepKey = this.nodeBuf.slice(from, from + this.keyWidth);
+    return { right, sepKey, leftCount: keep };
   }
 
   private insertIntoParent(path: { node: number; idx: number }[], left: number, sepKey: Uint8Array, right: number): void {
@@ -398,27 +447,44 @@ export class KvStore {
       m.storeU32(this.base + SB_HEIGHT, m.loadU32(this.base + SB_HEIGHT) + 1);
       return;
     }
-    let node = parent.node;
-    let pos = parent.idx + 1;
-    if (m.loadU32(node + 4) === this.capacity) {
+    const node = parent.node;
+    const pos = parent.idx + 1;
+    const n = m.loadU32(node + 4);
+    if (n === this.capacity) {
       const split = this.splitNode(node);
       this.insertIntoParent(path, node, split.sepKey, split.right);
-      const leftCount = m.loadU32(node + 4);
-      if (pos > leftCount) {
-        node = split.right;
-        pos -= leftCount;
-      }
+      if (pos > split.leftCount) this.insertEntry(split.right, pos - split.leftCount, sepKey, right, n - split.leftCount);
+      else this.insertEntry(node, pos, sepKey, right, split.leftCount);
+      return;
     }
-    this.insertEntry(node, pos, sepKey, right);
+    this.insertEntry(node, pos, sepKey, right, n);
   }
 
-  private insertEntry(node: number, pos: number, k: Uint8Array, ptr: number): void {
-    const m = this.mem;
-    const n = m.loadU32(node + 4);
-    const at = node + NODE_HDR + pos * this.entrySize;
-    if (pos < n) m.store(at + this.entrySize, m.load(at, (n - pos) * this.entrySize));
-    this.writeEntry(node, pos, k, ptr);
-    m.storeU32(node + 4, n + 1);
+  /** Insert entry (k, ptr) at `pos` of `node`, which holds n entries (read from memory). */
+  private insertEntry(node: number, pos: number, k: Uint8Array, ptr: number, n: number): void {
+    const es = this.entrySize;
+    const tail = (n - pos) * es;
+    if (tail > 0) this.mem.load(node + NODE_HDR + pos * es, tail, this.workBuf.subarray(es, es + tail));
+    this.writeEntryRun(node, pos, k, ptr, n);
+  }
+
+  /** insertEntry when the scratch node is a current copy of `node`: no read needed. */
+  private insertEntryCached(node: number, pos: number, k: Uint8Array, ptr: number, n: number): void {
+    const es = this.entrySize;
+    const from = NODE_HDR + pos * es;
+    const tail = (n - pos) * es;
+    if (tail > 0) this.workBuf.set(this.nodeBuf.subarray(from, from + tail), es);
+    this.writeEntryRun(node, pos, k, ptr, n);
+  }
+
+  /** workBuf[es..] holds the entries pos..n-1: put the new entry before them, write the run with
+   *  one store, then the count. */
+  private writeEntryRun(node: number, pos: number, k: Uint8Array, ptr: number, n: number): void {
+    const es = this.entrySize;
+    this.workBuf.set(k, 0);
+    this.workF64[this.ptrF64] = ptr;
+    this.mem.store(node + NODE_HDR + pos * es, this.workBuf.subarray(0, (n - pos + 1) * es));
+    this.mem.storeU32(node + 4, n + 1);
   }
 
   private writeEntry(node: number, pos: number, k: Uint8Array, ptr: number): void {
@@ -433,11 +499,12 @@ export class KvStore {
     this.mem.storeF64(node + 8, 0);
   }
 
-  /** Compare the key stored at `addr` with k (bytewise order, word by word). */
-  private compareAt(addr: number, k: Uint32Array): number {
-    const m = this.mem;
+  /** Compare the key of entry i of the scratch node with k (bytewise order, word by word). */
+  private compareEntry(i: number, k: Uint32Array): number {
+    const w = this.nodeU32;
+    const at = NODE_HDR / 4 + i * this.entryWords;
     for (let j = 0; j < k.length; j++) {
-      const d = m.loadU32(addr + 4 * j) - k[j]!;
+      const d = w[at + j]! - k[j]!;
       if (d !== 0) return d;
     }
     return 0;
@@ -464,10 +531,10 @@ export class KvStore {
     return w;
   }
 
-  /** The key string of a stored memory image. */
-  private decodeKey(img: Uint8Array): string {
+  /** The key string of the stored memory image at img[at..at + keyWidth). */
+  private decodeKey(img: Uint8Array, at: number): string {
     let s = '';
-    for (let j = 0; j < img.length; j += 4) {
+    for (let j = at; j < at + this.keyWidth; j += 4) {
       for (let b = 3; b >= 0; b--) {
         const c = img[j + b]!;
         if (c === 0) return s;
