@@ -192,3 +192,86 @@ t.test('concurrent worker threads on a shared LocalMemory lose no insert', async
   for (let id = 0; id < THREADS; id++) for (let i = 0; i < PER; i++) if (!store.read(`k${String(i).padStart(6, '0')}-t${id}`)) missing++;
   t.equal(missing, 0);
 });
+
+/** A ProcessMemory that counts the calls made through it (each one is a cache lookup remotely). */
+function counting(mem: LocalMemory): { mem: LocalMemory; calls: () => number; reset: () => void } {
+  let n = 0;
+  const names = ['load', 'store', 'loadU8', 'loadU16', 'loadU32', 'loadU64', 'loadF64', 'storeU8', 'storeU16', 'storeU32', 'storeU64', 'storeF64', 'cas64', 'fetchAdd64'] as const;
+  const proxy = Object.create(mem) as LocalMemory;
+  for (const name of names) {
+    const fn = (mem[name] as (...a: unknown[]) => unknown).bind(mem);
+    (proxy as unknown as Record<string, unknown>)[name] = (...a: unknown[]) => {
+      n++;
+      return fn(...a);
+    };
+  }
+  return { mem: proxy, calls: () => n, reset: () => (n = 0) };
+}
+
+t.test('a read is height + 2 memory calls (root pointer, one load per level, the record)', async (t) => {
+  const N = 5000;
+  const c = counting(new LocalMemory());
+  const store = await KvStore.create(c.mem, c.mem, { fieldCount: FIELDS, fieldLength: FLEN, capacityRecords: N + 10, threadSafe: false });
+  for (let i = 0; i < N; i++) store.insert(buildKeyName(i), record(i));
+  const h = store.height;
+  t.equal(h, 2, 'two levels for 5000 keys in 4 KiB nodes');
+  const buf = new Uint8Array(FIELDS * FLEN);
+  for (const i of [0, 17, 2500, N - 1]) {
+    c.reset();
+    const r = store.read(buildKeyName(i), buf);
+    t.equal(c.calls(), h + 2, `read #${i}`);
+    t.same(r, record(i));
+  }
+  c.reset();
+  t.equal(store.read('user-absent', buf), null);
+  t.equal(c.calls(), h + 1, 'a miss reads no record');
+  c.reset();
+  t.equal(store.update(buildKeyName(3), 2, new Uint8Array(FLEN).fill(1)), true);
+  t.equal(c.calls(), h + 2, 'a field update is one store after the descent');
+  c.reset();
+  t.equal(store.insert('user-new', record(7)), true);
+  // Descent, allocate (fetchAdd64), record store, entry-run store, count store, SB count load+store;
+  // a split of the leaf would add more, so allow for it.
+  t.ok(c.calls() >= h + 7 && c.calls() <= h + 20, `insert took ${c.calls()} calls`);
+});
+
+t.test('small nodes: random-order inserts build a deep tree that reads, overwrites and scans correctly', async (t) => {
+  const N = 3000;
+  const mem = new LocalMemory();
+  // 256-byte nodes hold 7 entries of 32 bytes: many leaf and internal splits, cascading to the root.
+  const store = await KvStore.create(mem, mem, { fieldCount: 2, fieldLength: 8, capacityRecords: N + 10, nodeSize: 256, threadSafe: false });
+  const val = (i: number): Uint8Array => {
+    const v = new Uint8Array(16);
+    new DataView(v.buffer).setUint32(0, i, true);
+    new DataView(v.buffer).setUint32(12, i * 3, true);
+    return v;
+  };
+  // A fixed permutation (multiplicative, 1009 is coprime to 3000) so inserts land everywhere.
+  const ids = Array.from({ length: N }, (_, i) => (i * 1009) % N);
+  let notNew = 0;
+  for (const i of ids) if (store.insert(`k${String(i).padStart(5, '0')}`, val(i)) !== true) notNew++;
+  t.equal(notNew, 0, 'every insert of a new key reports true');
+  t.equal(store.count, N);
+  t.ok(store.height >= 5, `height ${store.height}`);
+  let bad = 0;
+  for (let i = 0; i < N; i++) {
+    const r = store.read(`k${String(i).padStart(5, '0')}`);
+    if (!r || new DataView(r.buffer).getUint32(0, true) !== i || new DataView(r.buffer).getUint32(12, true) !== i * 3) bad++;
+  }
+  t.equal(bad, 0, 'every key reads back its value');
+  t.equal(store.insert('k00042', val(99999)), false, 'existing key overwritten, not added');
+  t.equal(new DataView(store.read('k00042')!.buffer).getUint32(0, true), 99999);
+  t.equal(store.count, N);
+  const all: string[] = [];
+  const vals: number[] = [];
+  t.equal(store.scan('', N + 1, (k, v) => {
+    all.push(k);
+    vals.push(new DataView(v.buffer, v.byteOffset).getUint32(12, true));
+  }), N);
+  t.same(all, Array.from({ length: N }, (_, i) => `k${String(i).padStart(5, '0')}`), 'full scan in key order across leaf links');
+  t.same(vals.slice(0, 5), [0, 3, 6, 9, 12]);
+  const part: string[] = [];
+  t.equal(store.scan('k01234', 10, (k) => part.push(k)), 10);
+  t.same(part, Array.from({ length: 10 }, (_, i) => `k${String(1234 + i).padStart(5, '0')}`));
+  t.equal(store.scan('k99999', 10), 0, 'past the last key');
+});
