@@ -54,6 +54,8 @@ const U64_MINUS_1 = (1n << 64n) - 1n;
 /** Memory words are little-endian; the typed views on the scratch node read them natively. */
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 const U64_MINUS_2 = (1n << 64n) - 2n;
+/** A value no record seqlock word reaches (it counts up from 0 by one per write lock/unlock). */
+const NEVER_SEQ = U64_MINUS_1;
 
 export interface KvStoreOptions {
   fieldCount: number;
@@ -340,8 +342,8 @@ export class KvStore {
   }
 
   /**
-   * Descend to the leaf that holds (or would hold) k, copying each level into the scratch node; returns its address and
-   * leaves its copy in the scratch node. Records the path if `path` is given.
+   * Descend to the leaf that holds (or would hold) k, copying each level into the scratch node;
+   * returns its address and leaves its copy there. Records the path if `path` is given.
    */
   private findLeaf(k: Uint32Array, path: { node: number; idx: number }[] | null): number {
     let node = this.mem.loadF64(this.base + SB_ROOT);
@@ -561,8 +563,10 @@ export class KvStore {
       const v1 = m.loadU32(rec);
       if ((v1 & 1) === 0) {
         m.load(rec + 8 + off, len, out);
-        // The second read is atomic so it is ordered after the data reads.
-        const v2 = Number(m.fetchAdd64(rec, 0n) & 0xffffffffn);
+        // The second read is atomic so it is ordered after the data reads. A CAS whose expected
+        // value the seqlock never holds reads atomically without writing: a fetchAdd of 0 would
+        // take the line for writing and mark it dirty (a write-back per record read, remotely).
+        const v2 = Number(m.cas64(rec, NEVER_SEQ, NEVER_SEQ) & 0xffffffffn);
         if (v1 === v2) return;
       }
       backoff(spins);
