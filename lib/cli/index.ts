@@ -8,6 +8,7 @@ import * as benchYcsb from './commands/bench-ycsb.js';
 import * as cluster from './commands/cluster.js';
 import * as lab from './commands/lab.js';
 import * as demo from './commands/demo.js';
+import * as chaos from './commands/chaos.js';
 
 export function buildProgram(): Command {
   const program = new Command('legoos')
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   cluster.register(program);
   lab.register(program);
   demo.register(program);
+  chaos.register(program);
   const bench = program.command('bench').description('benchmarks, each with its baseline measured in the same run');
   benchFabric.register(bench);
   benchExcache.register(bench);

@@ -72,6 +72,22 @@ function efault(vaddr: number, length: number): SyscallError {
   return new SyscallError('EFAULT', `bad address 0x${Number.isFinite(vaddr) ? vaddr.toString(16) : String(vaddr)} (length ${length})`);
 }
 
+// Futex-style lock word (0 free, 1 held, 2 held with waiters), shared by every thread.
+function lockWord(a: Int32Array, i: number): void {
+  if (Atomics.compareExchange(a, i, 0, 1) === 0) return;
+  for (let s = 0; s < 100; s++) {
+    if (Atomics.load(a, i) === 0 && Atomics.compareExchange(a, i, 0, 1) === 0) return;
+  }
+  while (Atomics.exchange(a, i, 2) !== 0) Atomics.wait(a, i, 2, 50);
+}
+
+function unlockWord(a: Int32Array, i: number): void {
+  if (Atomics.sub(a, i, 1) !== 1) {
+    Atomics.store(a, i, 0);
+    Atomics.notify(a, i, 1);
+  }
+}
+
 export class ExCache {
   /** Allocate the shared state (main thread). Throws RangeError naming a bad option. */
   static allocate(params: ExCacheParams): SharedCacheState {
@@ -254,18 +270,38 @@ export class ExCache {
 
   /** Futex-style mutex ("Futexes are tricky", mutex #2): 0 free, 1 held, 2 held with waiters. */
   private lockWord(a: Int32Array, i: number): void {
-    if (Atomics.compareExchange(a, i, 0, 1) === 0) return;
-    for (let s = 0; s < 100; s++) {
-      if (Atomics.load(a, i) === 0 && Atomics.compareExchange(a, i, 0, 1) === 0) return;
-    }
-    while (Atomics.exchange(a, i, 2) !== 0) Atomics.wait(a, i, 2, 50);
+    lockWord(a, i);
   }
 
   private unlockWord(a: Int32Array, i: number): void {
-    if (Atomics.sub(a, i, 1) !== 1) {
-      Atomics.store(a, i, 0);
-      Atomics.notify(a, i, 1);
+    unlockWord(a, i);
+  }
+
+  /**
+   * Drop every cached translation of `asid` straight in the shared state, without attaching a
+   * thread (the processor's main thread after a memory failover; workers re-translate).
+   */
+  static invalidateTranslationsIn(state: SharedCacheState, asid: number): number {
+    const g = state.geometry;
+    const meta = new Int32Array(state.meta);
+    const tx = new Float64Array(state.tx);
+    const txi = new Int32Array(state.txi);
+    const stride = TX_HEAD + 4 * g.maxReplicas;
+    let n = 0;
+    lockWord(meta, M_TX_LOCK);
+    try {
+      for (let e = 0; e < g.translationEntries; e++) {
+        const ti = e * TXI_STRIDE;
+        if (txi[ti + TXI_VALID] === 1 && tx[e * stride] === asid) {
+          txi[ti + TXI_VALID] = 0;
+          txi[ti + TXI_VERSION] = (txi[ti + TXI_VERSION]! + 1) | 0;
+          n++;
+        }
+      }
+    } finally {
+      unlockWord(meta, M_TX_LOCK);
     }
+    return n;
   }
 
   /** Wait until way `w` is no longer at odd seq `s` (a writer owns it). */

@@ -77,6 +77,8 @@ export const RegisterReply = z.object({
   heartbeatIntervalMs: z.number().int().positive(),
   vregionSize: Length,
   chunkSize: Length,
+  /** The node had been declared dead and failed over: whatever state it kept is stale. */
+  evicted: z.boolean().optional(),
 });
 
 export const Heartbeat = z.object({
@@ -86,7 +88,8 @@ export const Heartbeat = z.object({
   processes: z.number().int().nonnegative().optional(),
 });
 /** known=false: the global monitor does not know this node (it restarted): register again. */
-export const HeartbeatReply = z.object({ ok: z.literal(true), known: z.boolean() });
+/** evicted: this memory monitor was declared dead and its chunks failed over: drop all state. */
+export const HeartbeatReply = z.object({ ok: z.literal(true), known: z.boolean(), evicted: z.boolean().optional() });
 
 export const Spawn = z.object({
   vnode: U32,

@@ -4,14 +4,73 @@
 // acknowledged update must read back with its latest value, and the pause is reported. Then both
 // copies are killed: the next access fails with EIO instead of returning zeros.
 import t from 'tap';
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fixture, startCluster } from '../helpers/cluster.js';
+import { fileURLToPath } from 'node:url';
+import { clusterSecret } from '../../lib/config/index.js';
+import { Opcode, RpcClient } from '../../lib/net/index.js';
+import { fixture, startCluster, type TestCluster } from '../helpers/cluster.js';
+
+const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'legoos.js');
 
 const within = <T>(p: Promise<T>, ms: number, what: string) =>
   Promise.race([p, new Promise<T>((_, rej) => setTimeout(() => rej(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms).unref())]);
 
-t.test('SIGKILL of the primary memory monitor: no acknowledged update lost; both copies lost → EIO', async (t) => {
+/** Start the counters program; `seen(re)` resolves on the first stdout match. */
+function runCounters(cluster: TestCluster, args: string[]) {
+  let out = '';
+  const waiters: { re: RegExp; resolve: (m: RegExpExecArray) => void }[] = [];
+  const seen = (re: RegExp) =>
+    new Promise<RegExpExecArray>((resolve) => {
+      const m = re.exec(out);
+      if (m) resolve(m);
+      else waiters.push({ re, resolve });
+    });
+  const acks = () => Math.max(0, ...[...out.matchAll(/^ack (\d+) /gm)].map((m) => Number(m[1])));
+  const run = cluster.run({
+    vnode: 1,
+    program: fixture('counters'),
+    args,
+    timeoutMs: 150_000,
+    stdout: (b) => {
+      out += b.toString();
+      for (const w of [...waiters]) {
+        const m = w.re.exec(out);
+        if (m) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(m);
+        }
+      }
+    },
+  });
+  let exited = false;
+  void run.finally(() => (exited = true)).catch(() => undefined);
+  const early = run.then((r) => {
+    throw new Error(`program exited early (${r.exitCode}): ${r.stderr}\n${out}`);
+  });
+  const atLeast = async (n: number, ms: number, what: string) => {
+    const end = Date.now() + ms;
+    const p = (async () => {
+      while (acks() < n && Date.now() < end && !exited) await new Promise((r) => setTimeout(r, 100));
+    })();
+    await within(Promise.race([p, early]), ms, what);
+    return acks();
+  };
+  return { run, early, seen, acks, atLeast };
+}
+
+async function memStat(cluster: TestCluster, nid: number) {
+  const n = cluster.node(nid);
+  const c = await RpcClient.connect({ host: n.host, port: n.port, nid: 0xfffe0001, secret: clusterSecret(cluster.config), timeoutMs: 2000 });
+  try {
+    return await c.call(Opcode.P2M_STAT, {});
+  } finally {
+    c.close();
+  }
+}
+
+t.test('SIGKILL of the primary memory monitor: no acknowledged update lost; both copies lost → EIO', { timeout: 180_000 }, async (t) => {
   // 256 KiB of cache in front of 2 MiB of counters (512 lines of 4 KiB, one counter each).
   const cluster = await startCluster(t, { memoryNodes: 4, cores: 2, cache: { size: '256KiB', lineSize: 4096, ways: 8 }, memory: '32MiB', chunkSize: '256KiB' });
   let out = '';
@@ -39,6 +98,8 @@ t.test('SIGKILL of the primary memory monitor: no acknowledged update lost; both
       }
     },
   });
+  let exited = false;
+  void run.finally(() => (exited = true)).catch(() => undefined);
   const early = run.then((r) => {
     throw new Error(`program exited early (${r.exitCode}): ${r.stderr}\n${out}`);
   });
@@ -49,8 +110,9 @@ t.test('SIGKILL of the primary memory monitor: no acknowledged update lost; both
   // lowest nid); 11 holds the secondaries.
   await cluster.kill(10);
   t.pass(`killed memory monitor 10 after ${before} acknowledged updates`);
+  const progressEnd = Date.now() + 90_000;
   const progressed = (async () => {
-    while (Math.max(0, ...acks()) < before + 40_000) await new Promise((r) => setTimeout(r, 100));
+    while (Math.max(0, ...acks()) < before + 40_000 && Date.now() < progressEnd) await new Promise((r) => setTimeout(r, 100));
   })();
   await within(Promise.race([progressed, early]), 90_000, 'progress after the failover');
   writeFileSync(path.join(cluster.mount(1), 'stop'), '');
@@ -72,4 +134,39 @@ t.test('SIGKILL of the primary memory monitor: no acknowledged update lost; both
   t.equal(probe[1], 'EIO', 'both copies gone: EIO, not zeros');
   const r = await within(run, 30_000, 'exit');
   t.equal(r.exitCode, 0, r.stderr);
+});
+
+t.test('SIGSTOP then SIGCONT of the primary (legoos chaos): failed over while paused, fenced when it resumes', { timeout: 180_000 }, async (t) => {
+  const cluster = await startCluster(t, { memoryNodes: 3, cores: 2, cache: { size: '256KiB', lineSize: 4096, ways: 8 }, memory: '32MiB', chunkSize: '256KiB' });
+  const chaos = (action: string, nid: number) => execFileSync(process.execPath, [bin, 'chaos', action, '--nid', String(nid), '--config', cluster.configPath], { encoding: 'utf8' });
+  const p = runCounters(cluster, ['512', '2000']);
+  const before = await p.atLeast(30_000, 60_000, '30000 acknowledged updates');
+  t.match(chaos('stop', 10), /^SIGSTOP → memory monitor 10 \(pid \d+\)/, 'legoos chaos stop');
+  const paused = await p.atLeast(before + 40_000, 90_000, 'progress while memory 10 is stopped');
+  t.match(chaos('cont', 10), /^SIGCONT → memory monitor 10/, 'legoos chaos cont');
+  // The resumed monitor learns it was failed over and drops everything it held.
+  let st: Awaited<ReturnType<typeof memStat>> | undefined;
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    st = await memStat(cluster, 10).catch(() => undefined);
+    if (st && st.chunksUsed === 0 && st.processes === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  t.equal(st?.chunksUsed, 0, 'the resumed monitor holds no (stale) chunk');
+  t.equal(st?.processes, 0, 'nor the process it was home of');
+  await p.atLeast(paused + 20_000, 60_000, 'progress after the resume');
+  writeFileSync(path.join(cluster.mount(1), 'stop'), '');
+  const v = await within(Promise.race([p.seen(/^verify checked=(\d+) lost=(\d+) updates=(\d+) p50OpMs=([\d.]+) maxOpMs=([\d.]+)/m), p.early]), 60_000, 'verify');
+  t.equal(Number(v[1]), 512);
+  t.equal(Number(v[2]), 0, `acknowledged updates lost: ${v[2]} of ${v[3]}`);
+  t.comment(`stop/cont: ${v[3]} updates; per-update p50 ${v[4]} ms, max ${v[5]} ms (the pause)`);
+  const r = await within(p.run, 30_000, 'exit');
+  t.equal(r.exitCode, 0, r.stderr);
+  chaos('kill', 11);
+  let code: string | undefined;
+  for (let i = 0; i < 100 && code === undefined; i++) {
+    code = await cluster.ping(11).then(() => undefined, (e: { code?: string }) => e.code ?? 'ERR');
+    if (code === undefined) await new Promise((r) => setTimeout(r, 50));
+  }
+  t.equal(code, 'ECONNREFUSED', 'legoos chaos kill');
 });

@@ -23,6 +23,14 @@ export interface MembershipOptions {
   logger: Logger;
   /** Static registration fields (capacity, cores, fabric). */
   register: () => Omit<ReqIn<typeof Opcode.M2G_REGISTER>, 'nid' | 'host' | 'port'>;
+  /**
+   * Lease: called (once per lapse) when no heartbeat succeeded for this long, before the next
+   * one is sent, so a monitor that was paused can stop serving before it learns its fate.
+   */
+  leaseMs?: number;
+  onLeaseExpired?: () => void;
+  /** The global monitor declared us dead and moved our work elsewhere; called before we re-register. */
+  onEvicted?: () => void;
   /** Load reported in each heartbeat. */
   load: () => Omit<ReqIn<typeof Opcode.M2G_HEARTBEAT>, 'nid'>;
 }
@@ -37,6 +45,8 @@ export class Membership {
   info: Res<typeof Opcode.M2G_REGISTER> | null = null;
   heartbeatsSent = 0;
   heartbeatFailures = 0;
+  private lastOkMs = 0;
+  private leaseLapsed = false;
 
   constructor(private readonly opts: MembershipOptions) {}
 
@@ -80,18 +90,28 @@ export class Membership {
   private async ensureRegistered(): Promise<void> {
     if (this.registered && this.client && !this.client.closed) return;
     const c = await this.globalClient();
-    this.info = await c.call(REGISTER[this.opts.role], { ...this.opts.register(), nid: this.opts.nid, host: this.opts.self.host, port: this.opts.self.port });
+    const info = await c.call(REGISTER[this.opts.role], { ...this.opts.register(), nid: this.opts.nid, host: this.opts.self.host, port: this.opts.self.port });
+    if (info.evicted) this.opts.onEvicted?.();
+    this.info = info;
     this.registered = true;
+    this.lastOkMs = Date.now();
   }
 
   private async tick(): Promise<void> {
     if (this.busy || this.stopped) return;
     this.busy = true;
     try {
+      if (this.opts.leaseMs !== undefined && this.lastOkMs > 0 && !this.leaseLapsed && Date.now() - this.lastOkMs > this.opts.leaseMs) {
+        this.leaseLapsed = true;
+        this.opts.onLeaseExpired?.();
+      }
       await this.ensureRegistered();
       const r = await this.client!.call(HEARTBEAT[this.opts.role], { ...this.opts.load(), nid: this.opts.nid });
       this.heartbeatsSent++;
+      if (r.evicted) this.opts.onEvicted?.();
       if (!r.known) this.registered = false;
+      this.lastOkMs = Date.now();
+      this.leaseLapsed = false;
     } catch (err) {
       this.heartbeatFailures++;
       this.opts.logger.warn({ err }, 'heartbeat to the global monitor failed');

@@ -29,6 +29,8 @@ interface Member {
   threads: number;
   homeProcesses: number;
   fabric?: NodeInfo['fabric'];
+  /** Declared dead and failed over: its heartbeats are answered "evicted" until it re-registers empty. */
+  evicted?: boolean;
 }
 
 interface ProcessRecord {
@@ -155,6 +157,7 @@ class GlobalMonitor {
     m.alive = false;
     this.deaths++;
     if (m.role !== 'memory' || !this.cfg.defaults.replication) return;
+    m.evicted = true;
     this.failoverPending++;
     this.failoverChain = this.failoverChain
       .then(() => this.failover(nid))
@@ -329,6 +332,11 @@ class GlobalMonitor {
     if (!m) throw new SyscallError('ENOENT', `nid ${p.nid} is not in the cluster config`);
     if (m.role !== role) throw new SyscallError('EINVAL', `nid ${p.nid} is a ${m.role} node in the config, not ${role}`);
     const wasDead = m.registered && !m.alive;
+    const evicted = m.evicted === true;
+    // A failed-over memory monitor registers again only after dropping its state (onEvicted), or
+    // as a restarted (empty) process: either way it comes back with nothing.
+    delete m.evicted;
+    m.committedBytes = m.role === 'memory' && wasDead ? 0 : m.committedBytes;
     m.registered = true;
     m.alive = true;
     m.lastSeenMs = Date.now();
@@ -339,13 +347,16 @@ class GlobalMonitor {
     if (p.cores !== undefined) m.cores = p.cores;
     if (p.fabric) m.fabric = p.fabric;
     this.log.info({ member: p.nid, role, host: p.host, port: p.port, rejoined: wasDead }, 'node registered');
-    return { ok: true, heartbeatIntervalMs: this.intervalMs, vregionSize: this.cfg.defaults.vregionSize, chunkSize: this.cfg.defaults.chunkSize };
+    return { ok: true, heartbeatIntervalMs: this.intervalMs, vregionSize: this.cfg.defaults.vregionSize, chunkSize: this.cfg.defaults.chunkSize, ...(evicted ? { evicted } : {}) };
   }
 
   private heartbeat(p: Req<typeof Opcode.M2G_HEARTBEAT>, srcNid: number): Res<typeof Opcode.M2G_HEARTBEAT> {
     if (p.nid !== srcNid) throw new SyscallError('EACCES', `node ${srcNid} cannot heartbeat as node ${p.nid}`);
     const m = this.members.get(p.nid);
     if (!m || !m.registered) return { ok: true, known: false };
+    // Fencing: a memory monitor that was failed over (paused, partitioned) must not come back
+    // with its old chunks; it drops them and registers again as an empty node.
+    if (m.evicted) return { ok: true, known: false, evicted: true };
     if (!m.alive) this.log.warn({ member: p.nid }, 'node marked dead is sending heartbeats again: alive');
     m.alive = true;
     m.lastSeenMs = Date.now();

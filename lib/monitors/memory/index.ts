@@ -45,6 +45,8 @@ export interface MemoryStats {
   homeProcesses: number;
   ownedProcesses: number;
   endpoints: number;
+  /** Times this monitor dropped its state after learning it had been failed over. */
+  fenced: number;
   fabricPort: number;
   rpc: RpcServerStats;
 }
@@ -146,6 +148,14 @@ class MemoryMonitor {
         fabric: { provider: fabric?.provider ?? 'tcp', ...(fabric && fabric.port > 0 ? { port: fabric.port, host: self.fabric.host ?? self.host } : {}) },
       }),
       load: () => ({ freeBytes: this.alloc.freeChunks * this.chunkSize, processes: this.home.size }),
+      // A lapsed lease (we were paused or cut off): stop serving one-sided accesses until we know
+      // whether we were failed over; processors reconnect if we were not.
+      leaseMs: cfg.defaults.heartbeatTimeoutMs,
+      onLeaseExpired: () => {
+        this.log.warn({ endpoints: this.endpoints.size }, 'no heartbeat acknowledged within the timeout: closing fabric endpoints');
+        this.closeEndpoints();
+      },
+      onEvicted: () => this.evicted(),
     });
     this.routes();
   }
@@ -171,6 +181,36 @@ class MemoryMonitor {
     this.fabric?.close();
   }
 
+  private closeEndpoints(): void {
+    for (const ep of this.endpoints) {
+      try {
+        ep.close();
+      } catch {
+        // already torn down
+      }
+    }
+    this.endpoints.clear();
+  }
+
+  /** Fenced: our chunks were failed over while we were away. Drop (and zero) everything. */
+  private evicted(): void {
+    this.closeEndpoints();
+    let chunks = 0;
+    for (const o of this.owned.values()) {
+      for (const off of o.chunks.values()) {
+        this.alloc.release(off);
+        chunks++;
+      }
+    }
+    this.owned.clear();
+    const homed = this.home.size;
+    this.home.clear();
+    this.fenced++;
+    this.log.warn({ chunks, homed }, 'evicted by the global monitor (declared dead and failed over): stale state dropped');
+  }
+
+  private fenced = 0;
+
   stats(): MemoryStats {
     return {
       capacityBytes: this.alloc.chunks * this.chunkSize,
@@ -180,6 +220,7 @@ class MemoryMonitor {
       homeProcesses: this.home.size,
       ownedProcesses: this.owned.size,
       endpoints: this.endpoints.size,
+      fenced: this.fenced,
       fabricPort: this.fabric?.port ?? 0,
       rpc: this.server.stats(),
     };

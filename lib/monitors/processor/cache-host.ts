@@ -49,7 +49,7 @@ export class CacheHost {
       // One stats row per ASID for as many processes as a processor plausibly runs (the table
       // is not recycled), and one row block per worker that attaches (the main thread does not).
       maxAsids: 4096,
-      maxThreads: Math.max(8, 2 * (opts.workers ?? 4)) + 1, // + the main thread's invalidation view
+      maxThreads: Math.max(8, 2 * (opts.workers ?? 4)),
     });
     this.calls = allocateSyncCall(Math.max(8, 2 * (opts.workers ?? 4)));
   }
@@ -77,25 +77,9 @@ export class CacheHost {
     });
   }
 
-  private mainCache: ExCache | undefined;
-  /**
-   * Drop every cached translation of `asid`. The translation cache is shared by all workers, so
-   * the main thread does it through its own (never filling) view of the cache.
-   */
+  /** Drop every cached translation of `asid` (shared by all workers; they re-translate). */
   invalidateTranslations(asid: number): number {
-    this.mainCache ??= new ExCache(this.state, {
-      attach: () => undefined,
-      translate: () => {
-        throw new SyscallError('EFAULT', 'the main thread does not translate');
-      },
-      readLine: () => {
-        throw new SyscallError('EFAULT', 'the main thread does not fill lines');
-      },
-      writeLine: () => {
-        throw new SyscallError('EFAULT', 'the main thread does not write back lines');
-      },
-    });
-    return this.mainCache.invalidateTranslations(asid);
+    return ExCache.invalidateTranslationsIn(this.state, asid);
   }
 
   stats(asid: number): CacheStats {

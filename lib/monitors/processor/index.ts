@@ -217,7 +217,7 @@ export class ProcessorMonitor {
     const deadline = Date.now() + FAILOVER_WAIT_MS;
     await Promise.all(a.nids.map((nid) => this.suspect(nid)));
     await this.awaitFailover(c.asid, deadline);
-    this.chunkOf.delete(`${a.nid}:${a.addr}`);
+    // The entry stays: other workers may still hold the same stale translation.
     return { asid: c.asid, translation: await this.translate(c.asid, c.vbase) };
   }
 
