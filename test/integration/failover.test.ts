@@ -119,6 +119,7 @@ t.test('SIGKILL of the primary memory monitor: no acknowledged update lost; both
   const v = await within(Promise.race([seen(/^verify checked=(\d+) lost=(\d+) updates=(\d+) p50OpMs=([\d.]+) maxOpMs=([\d.]+) maxAtUpdate=(\d+)/m), early]), 60_000, 'verify');
   const [checked, lost, updates, p50, maxOp] = [Number(v[1]), Number(v[2]), Number(v[3]), Number(v[4]), Number(v[5])];
   t.equal(checked, 512, 'every counter was updated');
+  t.match(out, /^mmap-after=42$/m, 'mmap on the adopted home after the failover');
   t.equal(lost, 0, `acknowledged updates lost: ${lost} of ${updates}`);
   t.ok(updates >= before + 40_000, 'the run went on after the failover');
   t.comment(`failover: ${updates} updates, ${before} before the kill; per-update p50 ${p50} ms, max ${maxOp} ms (the pause)`);
@@ -158,6 +159,7 @@ t.test('SIGSTOP then SIGCONT of the primary (legoos chaos): failed over while pa
   writeFileSync(path.join(cluster.mount(1), 'stop'), '');
   const v = await within(Promise.race([p.seen(/^verify checked=(\d+) lost=(\d+) updates=(\d+) p50OpMs=([\d.]+) maxOpMs=([\d.]+)/m), p.early]), 60_000, 'verify');
   t.equal(Number(v[1]), 512);
+  t.match(await p.seen(/^mmap-after=\d+$/m).then((m) => m[0]), 'mmap-after=42', 'mmap after the failover');
   t.equal(Number(v[2]), 0, `acknowledged updates lost: ${v[2]} of ${v[3]}`);
   t.comment(`stop/cont: ${v[3]} updates; per-update p50 ${v[4]} ms, max ${v[5]} ms (the pause)`);
   const r = await within(p.run, 30_000, 'exit');

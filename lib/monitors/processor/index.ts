@@ -181,6 +181,26 @@ export class ProcessorMonitor {
     }
   }
 
+  /**
+   * A call to the process's home, retried while the home is failed over (the space shares
+   * sp.home, which moveHome updates). A retried mmap whose first try did land leaks a mapping;
+   * it never maps over live memory.
+   */
+  private async viaHome<T>(asid: number, call: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + FAILOVER_WAIT_MS;
+    for (;;) {
+      try {
+        return await call();
+      } catch (err) {
+        const sp = this.spaces.get(asid);
+        if (!sp || !isNodeFailure(err) || Date.now() >= deadline) throw err;
+        this.log.warn({ err, asid }, 'home call failed: waiting for failover');
+        if (!(err instanceof SyscallError) && (err as { code?: string }).code !== 'EAGAIN') await this.suspect(sp.home.nid);
+        await this.awaitFailover(asid, deadline);
+      }
+    }
+  }
+
   /** Primary replica (nid:addr) → the chunk it backs, for re-translation after a fabric error. */
   private readonly chunkOf = new Map<string, { asid: number; vbase: number }>();
 
@@ -276,7 +296,7 @@ export class ProcessorMonitor {
     this.jobs.set(p.pid, job);
     const rpc: RpcCounters = {};
     this.spaces.set(p.asid, { home: p.home, vnode: p.vnode, rpc });
-    const space = new RemoteAddressSpace(this.pool, p.home, { vnode: p.vnode, pid: p.pid }, rpc);
+    const space = new RemoteAddressSpace(this.pool, p.home, { vnode: p.vnode, pid: p.pid }, rpc, (call) => this.viaHome(p.asid, call));
     const backend: ProcessBackend = {
       space,
       storage: new RemoteStorage(this.pool, p.storage, { vnode: p.vnode, uid }, rpc),

@@ -27,26 +27,28 @@ export class RemoteAddressSpace implements AddressSpace {
     private readonly home: Address,
     private readonly proc: { vnode: number; pid: number },
     private readonly counters: RpcCounters,
+    /** Runs each home call; the processor retries it across a failover of the home. */
+    private readonly viaHome: <T>(call: () => Promise<T>) => Promise<T> = (call) => call(),
   ) {}
 
   async mmap(length: number): Promise<number> {
     if (!Number.isSafeInteger(length) || length <= 0) throw new SyscallError('EINVAL', `mmap length must be a positive integer, got ${length}`);
     bump(this.counters, 'P2M_MMAP');
-    return (await this.pool.call(this.home, Opcode.P2M_MMAP, { ...this.proc, length })).vaddr;
+    return (await this.viaHome(() => this.pool.call(this.home, Opcode.P2M_MMAP, { ...this.proc, length }))).vaddr;
   }
   async munmap(vaddr: number, length: number): Promise<void> {
     if (!Number.isSafeInteger(vaddr) || vaddr < 0 || !Number.isSafeInteger(length) || length <= 0) throw new SyscallError('EINVAL', `bad munmap range ${vaddr}+${length}`);
     bump(this.counters, 'P2M_MUNMAP');
-    await this.pool.call(this.home, Opcode.P2M_MUNMAP, { ...this.proc, vaddr, length });
+    await this.viaHome(() => this.pool.call(this.home, Opcode.P2M_MUNMAP, { ...this.proc, vaddr, length }));
   }
   async brk(addr: number): Promise<number> {
     if (!Number.isSafeInteger(addr) || addr < 0) throw new SyscallError('EINVAL', `bad brk ${addr}`);
     bump(this.counters, 'P2M_BRK');
-    return (await this.pool.call(this.home, Opcode.P2M_BRK, { ...this.proc, addr })).brk;
+    return (await this.viaHome(() => this.pool.call(this.home, Opcode.P2M_BRK, { ...this.proc, addr }))).brk;
   }
   async exit(): Promise<void> {
     bump(this.counters, 'P2M_EXIT');
-    await this.pool.call(this.home, Opcode.P2M_EXIT, this.proc);
+    await this.viaHome(() => this.pool.call(this.home, Opcode.P2M_EXIT, this.proc));
   }
 }
 
