@@ -48,8 +48,11 @@ mount -t tmpfs tmpfs /newroot/dev/shm
 mount -t tmpfs tmpfs /newroot/tmp
 mount -t tmpfs tmpfs /newroot/run
 # The checkout itself again, uncached: the host rebuilds dist/ and build/Release while VMs run,
-# and a loose cache would keep serving the replaced files (or none at all).
-if [ -n "$PROJECT" ] && [ -d "/newroot$PROJECT" ]; then
+# and a loose cache would keep serving the replaced files (or none at all). Mounted after the
+# guest's own tmpfs mounts and at its host path, created if one of them (a checkout under /tmp,
+# as CI clones) hides it.
+if [ -n "$PROJECT" ]; then
+  mkdir -p "/newroot$PROJECT" || fail "mkdir $PROJECT"
   mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro project "/newroot$PROJECT" || fail "mount project"
 fi
 # The results share: cache=none so files the host drops in are seen at once.
