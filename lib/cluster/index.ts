@@ -16,6 +16,7 @@ import { runProgram, type RunOptions, type RunResult } from './run.js';
 import { localClusterConfig, type TemplateOptions } from './template.js';
 
 export * from './local.js';
+export * from './netns.js';
 export * from './run.js';
 export * from './template.js';
 

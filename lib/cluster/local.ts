@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError, LegoError } from '../errors.js';
 import { clusterSecret, globalNode, loadConfig, logDir, readNodeStates, stateDir, type Config, type Role } from '../config/index.js';
 import { Opcode, RpcClient, type Address } from '../net/index.js';
+import { createNetns, destroyNetns, inNetns, readNetnsRecord } from './netns.js';
 
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const LAUNCHER = path.join(PACKAGE_ROOT, 'bin', 'legoos.js');
@@ -31,6 +32,8 @@ export interface ClusterState {
   config: string;
   startedAt: string;
   nodes: NodeRecord[];
+  /** Set when started with `netns`: the id of the namespaces (details in .legoos/netns.json). */
+  netns?: string;
 }
 
 export function statePath(configPath: string): string {
@@ -78,18 +81,27 @@ export interface UpOptions {
   onProgress?: (p: UpProgress) => void;
   /** Extra environment for the monitor processes. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Run each monitor in its own network namespace linked to a bridge on 10.99.k.0/24 (root and
+   * iproute2 needed), so `legoos chaos cut|heal` can partition it. See netns.ts.
+   */
+  netns?: boolean;
 }
 
 /** Spawn one monitor process, detached, its output appended to its log file. */
 function spawnMonitor(configPath: string, role: Role, nid: number, global: Address | undefined, env?: NodeJS.ProcessEnv): { pid: number; log: string } {
+  // In a netns cluster the monitor loads the config with its hosts rewritten, inside its namespace.
+  const ns = readNetnsRecord(configPath);
+  const nsNode = ns?.nodes.find((n) => n.nid === nid);
   const logs = logDir(configPath);
   mkdirSync(logs, { recursive: true });
   const log = path.join(logs, `${role}-${nid}.log`);
   const fd = openSync(log, 'a');
   try {
-    const args = [LAUNCHER, 'monitor', role, '--config', path.resolve(configPath), '--nid', String(nid)];
+    const args = [LAUNCHER, 'monitor', role, '--config', nsNode ? ns!.config : path.resolve(configPath), '--nid', String(nid)];
     if (global) args.push('--global', `${global.host}:${global.port}`);
-    const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, ...env } });
+    const argv = nsNode ? [...inNetns(nsNode.ns), process.execPath, ...args] : [process.execPath, ...args];
+    const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, ...env } });
     if (child.pid === undefined) throw new LegoError('ESPAWN', `could not start the ${role} monitor ${nid}`);
     child.unref();
     return { pid: child.pid, log };
@@ -148,6 +160,8 @@ export async function up(configPath: string, opts: UpOptions = {}): Promise<Clus
   }
   // Stale per-node files from a previous run must not be taken for readiness.
   rmSync(path.join(stateDir(abs), 'nodes'), { recursive: true, force: true });
+  // Namespaces left by a crashed run go before anything new is created.
+  destroyNetns(abs);
   const state: ClusterState = { config: abs, startedAt: new Date().toISOString(), nodes: [] };
   const total = cfg.nodes.length;
   let ready = 0;
@@ -162,6 +176,10 @@ export async function up(configPath: string, opts: UpOptions = {}): Promise<Clus
     return rec;
   };
   try {
+    if (opts.netns) {
+      state.netns = createNetns(abs, cfg.nodes.map((n) => n.nid)).id;
+      report(`network namespaces legoos-${state.netns}-n* ready`);
+    }
     // The global monitor first: everyone else registers with it.
     const g = globalNode(cfg);
     const grec = start('global', g.nid);
@@ -185,6 +203,7 @@ export async function up(configPath: string, opts: UpOptions = {}): Promise<Clus
   } catch (err) {
     await stopNodes(state.nodes);
     rmSync(statePath(abs), { force: true });
+    destroyNetns(abs);
     throw err;
   }
 }
@@ -253,7 +272,10 @@ export interface DownResult {
 export async function down(configPath: string, opts: { graceMs?: number } = {}): Promise<DownResult> {
   const abs = path.resolve(configPath);
   const state = readState(abs);
-  if (!state) return { stopped: [], killed: [] };
+  if (!state) {
+    destroyNetns(abs);
+    return { stopped: [], killed: [] };
+  }
   // Processors first so processes end before the memory under them goes away.
   const rank: Record<Role, number> = { processor: 0, storage: 1, memory: 1, global: 2 };
   const nodes = [...state.nodes].sort((a, b) => rank[a.role] - rank[b.role]);
@@ -261,12 +283,17 @@ export async function down(configPath: string, opts: { graceMs?: number } = {}):
   for (const tier of [0, 1, 2]) killed.push(...(await stopNodes(nodes.filter((n) => rank[n.role] === tier), opts.graceMs)));
   rmSync(statePath(abs), { force: true });
   rmSync(path.join(stateDir(abs), 'nodes'), { recursive: true, force: true });
+  // Only once every process inside is gone: a namespace with a live process would linger.
+  const left = destroyNetns(abs);
+  if (left.length > 0) throw new LegoError('EBUSY', `could not remove ${left.join(', ')} (see \`ip netns list\`, \`ip link\`); .legoos/netns.json kept for a retry`);
   return { stopped: nodes, killed };
 }
 
 export interface NodeStatus extends NodeRecord {
   /** The OS process exists. */
   running: boolean;
+  /** Its network namespace is cut off (`legoos chaos cut`). */
+  cut?: boolean;
   /** It answered an authenticated ping. */
   responding: boolean;
   /** What the global monitor says (alive = heartbeating). */
@@ -295,8 +322,14 @@ export async function status(configPath: string): Promise<ClusterStatus> {
     if (err instanceof ConfigError) throw err;
     throw err;
   }
+  const ns = readNetnsRecord(abs);
   const nodes: NodeStatus[] = await Promise.all(
-    state.nodes.map(async (n) => ({ ...n, running: pidAlive(n.pid), responding: n.port > 0 && pidAlive(n.pid) && (await ping(cfg, n, 1000)) })),
+    state.nodes.map(async (n) => ({
+      ...n,
+      running: pidAlive(n.pid),
+      responding: n.port > 0 && pidAlive(n.pid) && (await ping(cfg, n, 1000)),
+      ...(ns ? { cut: ns.nodes.find((x) => x.nid === n.nid)?.cut === true } : {}),
+    })),
   );
   const g = nodes.find((n) => n.role === 'global');
   if (g?.responding) {

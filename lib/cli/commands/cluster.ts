@@ -90,7 +90,8 @@ export function register(program: Command): void {
     .description('start every monitor of a cluster.yaml as its own process on this host and wait until all are ready')
     .argument('[config]', 'cluster.yaml', DEFAULT_CONFIG)
     .option('--timeout <ms>', 'bound on the start-up', int('--timeout'), 30_000)
-    .action(async (file: string, o: { timeout: number }) => {
+    .option('--netns', 'run each monitor in its own network namespace on 10.99.k.0/24 (root + iproute2), so `legoos chaos cut|heal` can partition it')
+    .action(async (file: string, o: { timeout: number; netns?: boolean }) => {
       const abs = configPath(file);
       const cfg = loadConfig(abs);
       // A live bar on a terminal; one line per event otherwise (logs, CI).
@@ -105,12 +106,13 @@ export function register(program: Command): void {
         else process.stderr.write(`legoos up: [${p.ready}/${p.total}] ${p.message}\n`);
       };
       try {
-        const state = await up(abs, { timeoutMs: o.timeout, onProgress });
+        const state = await up(abs, { timeoutMs: o.timeout, onProgress, netns: o.netns === true });
         if (tty) {
           bar.update(state.nodes.length, { message: 'all ready' });
           bar.stop();
         }
         for (const n of state.nodes) process.stdout.write(`${n.role.padEnd(9)} nid ${String(n.nid).padEnd(4)} pid ${String(n.pid).padEnd(8)} ${n.host}:${n.port}  log ${path.relative(process.cwd(), n.log)}\n`);
+        if (state.netns) process.stdout.write(`network namespaces legoos-${state.netns}-n<nid> (ip netns list); cut one with \`legoos chaos cut --nid N\`\n`);
         process.stdout.write(`cluster up (${state.nodes.length} monitors); state in ${path.relative(process.cwd(), path.join(path.dirname(abs), '.legoos', 'state.json'))}\n`);
       } catch (err) {
         if (tty) bar.stop();
@@ -137,7 +139,7 @@ export function register(program: Command): void {
       process.stdout.write(`cluster ${s.config} (started ${s.startedAt})\n`);
       for (const n of s.nodes) {
         const load = n.role === 'processor' && n.threads !== undefined ? ` threads ${n.threads}` : n.freeBytes !== undefined ? ` free ${(n.freeBytes / 2 ** 20).toFixed(0)}/${((n.capacityBytes ?? 0) / 2 ** 20).toFixed(0)} MiB` : '';
-        const state = !n.running ? 'DEAD' : !n.responding ? 'NOT RESPONDING' : n.alive === false ? 'UNHEALTHY' : 'up';
+        const state = n.cut ? 'CUT' : !n.running ? 'DEAD' : !n.responding ? 'NOT RESPONDING' : n.alive === false ? 'UNHEALTHY' : 'up';
         process.stdout.write(`  ${n.role.padEnd(9)} nid ${String(n.nid).padEnd(4)} pid ${String(n.pid).padEnd(8)} ${n.host}:${n.port}  ${state}${load}\n`);
       }
     });
