@@ -278,6 +278,7 @@ export const schemas = {
     req: Proc.extend({ processorNid: Nid, vmas: z.array(VmaWire).max(1 << 20), brk: VAddr, owners: z.array(OwnersWire).max(1 << 20) }),
     res: Ok,
   },
+  [Opcode.G2M_PROCESSOR_DEAD]: { req: z.object({ nid: Nid }), res: z.object({ closedEndpoints: z.number().int().nonnegative() }) },
   [Opcode.G2P_INVALIDATE]: { req: Proc.extend({ home: NodeRef }), res: Ok },
   [Opcode.G2M_PROCESS_EXIT]: { req: Proc, res: z.object({ freedChunks: z.number().int().nonnegative() }) },
 

@@ -73,6 +73,8 @@ export const Opcode = {
   G2M_OWNERS: 0x0605,
   /** failover: become the home of a process whose home died */
   G2M_PROCESS_ADOPT: 0x0606,
+  /** a processor monitor died: close the fabric endpoints it opened (its processes were reaped) */
+  G2M_PROCESSOR_DEAD: 0x0607,
 
   // global → processor
   /** drop cached translations of a process (its chunks moved); home may have moved too */

@@ -120,3 +120,55 @@ t.test('replication: false keeps one copy; munmap frees both copies', async (t) 
     await global.close();
   }
 });
+
+t.test('a dead processor: its processes are reaped (both copies freed, commitments dropped), its endpoints closed, a paused one is told it was evicted', async (t) => {
+  const cfg = testConfig({ defaults: { vregionSize: '1MiB', chunkSize: '64KiB', heartbeatIntervalMs: 50, heartbeatTimeoutMs: 300, rpcTimeoutMs: 3000, replication: true } }, { 1: 2 * MiB, 2: 2 * MiB });
+  const global = await startGlobal(t, cfg);
+  const mems = new Map<number, Awaited<ReturnType<typeof startMemory>>>();
+  for (const nid of [1, 2]) mems.set(nid, await startMemory(t, cfg, nid, global.address, true));
+  await fakeMember(t, global.address, 3, 'storage', 40);
+  const p10 = await fakeMember(t, global.address, 10, 'processor', 40);
+  const p11 = await fakeMember(t, global.address, 11, 'processor', 40);
+  const committed = () => global.nodes().filter((n) => n.role === 'memory').map((n) => n.committedBytes);
+  t.same(committed(), [0, 0]);
+  const doomed = await p10.client.call(Opcode.P2G_PROCESS_CREATE, { vnode: 1, threads: 2 });
+  const kept = await p11.client.call(Opcode.P2G_PROCESS_CREATE, { vnode: 1 });
+  const homeOf = async (pl: typeof doomed, nid: number) => client(t, pl.home, nid);
+  const h10 = await homeOf(doomed, 10);
+  const h11 = await homeOf(kept, 11);
+  const d = { vnode: 1, pid: doomed.pid };
+  const k = { vnode: 1, pid: kept.pid };
+  await h10.call(Opcode.P2M_MMAP, { ...d, length: 256 * KiB, addr: mmapBase, fixed: true });
+  await h11.call(Opcode.P2M_MMAP, { ...k, length: 64 * KiB, addr: mmapBase, fixed: true });
+  for (let off = 0; off < 256 * KiB; off += 64 * KiB) await h10.call(Opcode.P2M_TRANSLATE, { ...d, vaddr: mmapBase + off });
+  await h11.call(Opcode.P2M_TRANSLATE, { ...k, vaddr: mmapBase });
+  const used = () => [...mems.values()].map((m) => m.stats().chunksUsed);
+  t.same(used().reduce((a, b) => a + b), 10, '4 chunks + 1 chunk, two copies each');
+  t.same(committed().reduce((a, b) => (a ?? 0) + (b ?? 0)), 2 * (256 + 64) * KiB);
+  // Processor 10 opens a fabric endpoint on both memory monitors, as its cores do.
+  const fabric = Fabric.open({ provider: 'tcp', nid: 10 });
+  t.teardown(() => fabric.close());
+  for (const m of mems.values()) {
+    const ep = fabric.createEndpoint();
+    const c = await client(t, m.address, 10);
+    await ep.connect((await c.call(Opcode.P2M_CONNECT, { endpoint: ep.localInfo })).endpoint);
+  }
+  t.same([...mems.values()].map((m) => m.stats().endpoints), [1, 1]);
+
+  p10.stop();
+  t.ok(await waitFor(() => global.stats().reapedProcesses === 1, 10_000), 'the process on processor 10 was reaped');
+  t.ok(await waitFor(() => [...mems.values()].every((m) => m.stats().endpoints === 0), 5000), 'its endpoints were closed on every memory monitor');
+  t.same(used(), [1, 1], 'only the surviving process keeps its chunk (and its mirror)');
+  t.same(committed().reduce((a, b) => (a ?? 0) + (b ?? 0)), 2 * 64 * KiB, 'commitments of the reaped process dropped');
+  t.equal(global.stats().processes, 1);
+  t.equal((await p11.client.call(Opcode.P2G_PROCESS_INFO, d).catch((e) => e)).code, 'ESRCH', 'the reaped pid is gone');
+  t.equal((await h10.call(Opcode.P2M_TRANSLATE, { ...d, vaddr: mmapBase }).catch((e) => e)).code, 'ESRCH', 'its home forgot it');
+  t.equal(global.nodes().find((n) => n.nid === 10)!.threads, 0);
+  // A paused processor that comes back learns it was evicted, then registers again (empty).
+  t.same(await p10.client.call(Opcode.P2G_HEARTBEAT, { nid: 10 }), { ok: true, known: false, evicted: true });
+  await p10.client.call(Opcode.P2G_REGISTER, { nid: 10, host: '127.0.0.1', port: 40010, cores: 2 });
+  const again = await p10.client.call(Opcode.P2G_PROCESS_CREATE, { vnode: 1 });
+  t.equal(again.processor.nid, 10, 'the vNode runs a new process on the returned processor');
+  t.not(again.pid, doomed.pid);
+  t.same((await p11.client.call(Opcode.P2G_PROCESS_INFO, k)).failoverPending, false, 'the other process is untouched');
+});

@@ -68,6 +68,8 @@ export interface GlobalStats {
   /** Memory-monitor failovers completed, and vRegions whose both copies were lost. */
   failovers: number;
   lostVregions: number;
+  /** Processes released because the processor running them died. */
+  reapedProcesses: number;
   rpc: RpcServerStats;
 }
 
@@ -92,6 +94,8 @@ class GlobalMonitor {
   private deaths = 0;
   private failovers = 0;
   private lostVregions = 0;
+  /** Processes released because their processor died. */
+  private reaped = 0;
   /** Failovers run one at a time, in the order deaths were noticed. */
   private failoverChain: Promise<void> = Promise.resolve();
   private failoverPending = 0;
@@ -156,6 +160,18 @@ class GlobalMonitor {
     if (!m.alive) return;
     m.alive = false;
     this.deaths++;
+    if (m.role === 'processor') {
+      // Its processes die with it (as in LegoOS); a processor that was only paused learns it was
+      // evicted from its next heartbeat and kills whatever it still runs.
+      m.evicted = true;
+      m.threads = 0;
+      // Decided now: a process placed on the processor after it re-registers is not a victim.
+      const victims = [...this.processes.values()].filter((r) => r.processorNid === nid);
+      this.failoverChain = this.failoverChain
+        .then(() => this.reapProcessor(nid, victims))
+        .catch((err) => this.log.error({ err, deadNid: nid }, 'processes of a dead processor not reaped'));
+      return;
+    }
     if (m.role !== 'memory' || !this.cfg.defaults.replication) return;
     m.evicted = true;
     this.failoverPending++;
@@ -163,6 +179,23 @@ class GlobalMonitor {
       .then(() => this.failover(nid))
       .catch((err) => this.log.error({ err, deadNid: nid }, 'failover did not complete'))
       .finally(() => this.failoverPending--);
+  }
+
+  /**
+   * Processor `dead` is gone: every process placed on it is released exactly as if it had exited
+   * (memory freed on its primaries and secondaries, commitments and home counts dropped), and
+   * memory monitors close the fabric endpoints it had opened so nothing it left behind can still
+   * write into chunks that are handed to someone else.
+   */
+  private async reapProcessor(dead: number, victims: ProcessRecord[]): Promise<void> {
+    for (const r of victims) await this.release(r, 'its processor died');
+    for (const [nid] of this.live('memory')) {
+      await this.pool
+        .call(this.ref(nid), Opcode.G2M_PROCESSOR_DEAD, { nid: dead }, { timeoutMs: 2000 })
+        .catch((err) => this.log.warn({ err, memoryNid: nid, deadNid: dead }, 'memory monitor not told to drop the dead processor\'s endpoints'));
+    }
+    this.reaped += victims.length;
+    this.log.warn({ deadNid: dead, processes: victims.map((r) => r.pid) }, 'processor died: its processes were reaped');
   }
 
   /** Someone could not reach `nid`: check now instead of waiting for missed heartbeats. */
@@ -314,7 +347,7 @@ class GlobalMonitor {
   }
 
   stats(): GlobalStats {
-    return { nodes: this.nodes(), processes: this.processes.size, nextPid: this.nextPid, deaths: this.deaths, failovers: this.failovers, lostVregions: this.lostVregions, rpc: this.server.stats() };
+    return { nodes: this.nodes(), processes: this.processes.size, nextPid: this.nextPid, deaths: this.deaths, failovers: this.failovers, lostVregions: this.lostVregions, reapedProcesses: this.reaped, rpc: this.server.stats() };
   }
 
   private ref(nid: number): NodeRef {
@@ -419,17 +452,42 @@ class GlobalMonitor {
   private async exit(p: Req<typeof Opcode.P2G_PROCESS_EXIT>, srcNid: number): Promise<void> {
     const r = this.proc(p.vnode, p.pid);
     if (srcNid !== r.processorNid && srcNid !== r.homeNid) throw new SyscallError('EACCES', `node ${srcNid} does not run process ${p.pid}`);
-    this.processes.delete(p.pid);
+    await this.release(r, 'exited');
+  }
+
+  /** Forget a process and free its memory everywhere (exit, or its processor died). */
+  private async release(r: ProcessRecord, why: string): Promise<void> {
+    if (this.processes.get(r.pid) !== r) return;
+    this.processes.delete(r.pid);
+    // A dead processor's thread count was zeroed when it died (it may run new processes since).
     const pm = this.members.get(r.processorNid)!;
-    pm.threads = Math.max(0, pm.threads - r.threads);
+    if (why === 'exited') pm.threads = Math.max(0, pm.threads - r.threads);
     const home = this.members.get(r.homeNid)!;
     home.homeProcesses = Math.max(0, home.homeProcesses - 1);
     for (const v of r.vregions.values()) this.uncommit(v, v.committed);
-    // The home frees the process's memory everywhere; a dead home is logged, not fatal.
-    await this.pool.call(this.ref(r.homeNid), Opcode.G2M_PROCESS_EXIT, { vnode: p.vnode, pid: p.pid }).catch((err) => {
-      this.log.warn({ err, pid: p.pid, homeNid: r.homeNid }, 'home memory monitor did not free the exited process');
-    });
-    this.log.info({ pid: p.pid, vnode: p.vnode }, 'process exited');
+    const proc = { vnode: r.vnode, pid: r.pid };
+    // The home frees the process's memory everywhere. If the home cannot, every live owner frees
+    // its own copies (G2M_PROCESS_EXIT frees what a node owns even when it is not the home).
+    const viaHome = await this.pool.call(this.ref(r.homeNid), Opcode.G2M_PROCESS_EXIT, proc).then(
+      () => true,
+      (err) => {
+        this.log.warn({ err, pid: r.pid, homeNid: r.homeNid }, 'home memory monitor did not free the process: asking its owners');
+        return false;
+      },
+    );
+    if (!viaHome) {
+      const owners = new Set<number>();
+      for (const v of r.vregions.values()) {
+        owners.add(v.ownerNid);
+        if (v.secondaryNid !== undefined) owners.add(v.secondaryNid);
+      }
+      owners.delete(r.homeNid);
+      for (const nid of owners) {
+        if (!this.members.get(nid)?.alive) continue;
+        await this.pool.call(this.ref(nid), Opcode.G2M_PROCESS_EXIT, proc).catch((err) => this.log.warn({ err, pid: r.pid, ownerNid: nid }, 'owner did not free the process'));
+      }
+    }
+    this.log.info({ pid: r.pid, vnode: r.vnode, why }, 'process released');
   }
 
   private async vregionAlloc(p: Req<typeof Opcode.M2G_VREGION_ALLOC>, srcNid: number): Promise<Res<typeof Opcode.M2G_VREGION_ALLOC>> {

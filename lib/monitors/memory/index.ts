@@ -107,6 +107,8 @@ class MemoryMonitor {
   private readonly home = new Map<string, HomeProcess>();
   private readonly owned = new Map<string, OwnedProcess>();
   private readonly endpoints = new Set<Endpoint>();
+  /** Who opened each endpoint (P2M_CONNECT), so a dead processor's endpoints can be closed. */
+  private readonly endpointOwner = new Map<Endpoint, number>();
   private readonly vregionSize: number;
   private readonly chunkSize: number;
   private readonly globalNid: number;
@@ -190,6 +192,24 @@ class MemoryMonitor {
       }
     }
     this.endpoints.clear();
+    this.endpointOwner.clear();
+  }
+
+  /** Close the endpoints processor `nid` opened (it died; a late one-sided access must fail). */
+  private closeEndpointsOf(nid: number): number {
+    let n = 0;
+    for (const [ep, owner] of this.endpointOwner) {
+      if (owner !== nid) continue;
+      try {
+        ep.close();
+      } catch {
+        // already torn down
+      }
+      this.endpoints.delete(ep);
+      this.endpointOwner.delete(ep);
+      n++;
+    }
+    return n;
   }
 
   /** Fenced: our chunks were failed over while we were away. Drop (and zero) everything. */
@@ -573,7 +593,7 @@ class MemoryMonitor {
 
   private routes(): void {
     const s = this.server;
-    s.handle(Opcode.P2M_CONNECT, async (req) => {
+    s.handle(Opcode.P2M_CONNECT, async (req, ctx) => {
       if (!this.fabric) throw new SyscallError('EINVAL', `memory monitor ${this.nid} runs without a fabric`);
       const ep = this.fabric.createEndpoint();
       try {
@@ -583,6 +603,7 @@ class MemoryMonitor {
         throw err;
       }
       this.endpoints.add(ep);
+      this.endpointOwner.set(ep, ctx.srcNid);
       const r = this.region;
       return { endpoint: ep.localInfo, region: { nid: this.nid, addr: r.addr.toString(), length: r.length, rkey: r.rkey } };
     });
@@ -657,7 +678,15 @@ class MemoryMonitor {
     });
     s.handle(Opcode.G2M_PROCESS_EXIT, async (req, ctx) => {
       this.requireGlobal(ctx.srcNid);
-      return { freedChunks: await this.exitProcess(req.vnode, req.pid) };
+      // Not the home (the home died): free whatever this node holds of the process itself.
+      const freed = await this.exitProcess(req.vnode, req.pid);
+      return { freedChunks: freed + this.ownerExit(req.vnode, req.pid) };
+    });
+    s.handle(Opcode.G2M_PROCESSOR_DEAD, (req, ctx) => {
+      this.requireGlobal(ctx.srcNid);
+      const closedEndpoints = this.closeEndpointsOf(req.nid);
+      this.log.warn({ processorNid: req.nid, closedEndpoints }, 'processor died: its fabric endpoints closed');
+      return { closedEndpoints };
     });
     const started = Date.now();
     s.handle(Opcode.X_PING, () => ({ nid: this.nid, role: 'memory' as const, uptimeMs: Date.now() - started }));

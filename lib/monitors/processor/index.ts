@@ -150,10 +150,24 @@ export class ProcessorMonitor {
         threads: this.runtime.runningThreads,
         processes: this.runtime.processes.size,
       });
+      if (r.evicted) this.evicted();
       if (!r.known) await registerWithRetry(this.pool, this.opts, this.server.address.port, 5000);
     } catch (err) {
       this.log.warn({ err }, 'heartbeat to the global monitor failed');
     }
+  }
+
+  /**
+   * The global monitor declared us dead (we were paused or cut off) and reaped our processes:
+   * their memory is freed and may already back someone else's, so nothing of them may run on.
+   */
+  private evicted(): void {
+    let killed = 0;
+    for (const pid of [...this.runtime.processes.keys()]) {
+      this.cacheHost.invalidateTranslations(pid);
+      if (this.runtime.kill(pid, 137)) killed++;
+    }
+    this.log.warn({ killed }, 'evicted by the global monitor (declared dead): local processes killed');
   }
 
   /**
