@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { clusterSecret } from '../../lib/config/index.js';
-import { pidAlive, readState, startLocalCluster, startMonitor, stopNodes, type LocalCluster, type NodeRecord, type TemplateOptions } from '../../lib/cluster/index.js';
+import { destroyNetns, pidAlive, readState, startLocalCluster, startMonitor, stopNodes, type LocalCluster, type NodeRecord, type TemplateOptions } from '../../lib/cluster/index.js';
 import { RpcClient, Opcode } from '../../lib/net/index.js';
 
 export interface TestCluster extends LocalCluster {
@@ -30,21 +30,28 @@ export function fixture(name: string): string {
   return path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'programs', `${name}.js`);
 }
 
-export async function startCluster(t: Teardown, opts: TemplateOptions = {}): Promise<TestCluster> {
+/** `netns`: each monitor in its own network namespace (root only; see lib/cluster/netns.ts). */
+export async function startCluster(t: Teardown, opts: TemplateOptions & { netns?: boolean } = {}): Promise<TestCluster> {
   const dir = mkdtempSync(path.join(tmpdir(), 'legoos-it-'));
   let cluster: LocalCluster;
+  const { netns, ...template } = opts;
   try {
-    cluster = await startLocalCluster({ heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1500, ...opts, dir, up: { timeoutMs: 40_000, env: { LEGOOS_LOG_LEVEL: 'warn' } } });
+    cluster = await startLocalCluster({ heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1500, ...template, dir, up: { timeoutMs: 40_000, env: { LEGOOS_LOG_LEVEL: 'warn' }, netns: netns === true } });
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
   t.teardown(async () => {
-    await cluster.stop();
-    // Belt and braces: anything recorded (e.g. a restarted monitor) is stopped by PID.
-    const st = readState(cluster.configPath);
-    if (st) await stopNodes(st.nodes);
-    rmSync(dir, { recursive: true, force: true });
+    try {
+      await cluster.stop();
+    } finally {
+      // Belt and braces: anything recorded (e.g. a restarted monitor) is stopped by PID, and
+      // the namespaces go even if stop() threw.
+      const st = readState(cluster.configPath);
+      if (st) await stopNodes(st.nodes);
+      destroyNetns(cluster.configPath);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
   const nodes = () => readState(cluster.configPath)?.nodes ?? [];
   const node = (nid: number) => {

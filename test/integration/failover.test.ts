@@ -8,67 +8,10 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { clusterSecret } from '../../lib/config/index.js';
-import { Opcode, RpcClient } from '../../lib/net/index.js';
-import { fixture, startCluster, type TestCluster } from '../helpers/cluster.js';
+import { fixture, startCluster } from '../helpers/cluster.js';
+import { memStat, runCounters, within } from '../helpers/counters.js';
 
 const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'legoos.js');
-
-const within = <T>(p: Promise<T>, ms: number, what: string) =>
-  Promise.race([p, new Promise<T>((_, rej) => setTimeout(() => rej(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms).unref())]);
-
-/** Start the counters program; `seen(re)` resolves on the first stdout match. */
-function runCounters(cluster: TestCluster, args: string[]) {
-  let out = '';
-  const waiters: { re: RegExp; resolve: (m: RegExpExecArray) => void }[] = [];
-  const seen = (re: RegExp) =>
-    new Promise<RegExpExecArray>((resolve) => {
-      const m = re.exec(out);
-      if (m) resolve(m);
-      else waiters.push({ re, resolve });
-    });
-  const acks = () => Math.max(0, ...[...out.matchAll(/^ack (\d+) /gm)].map((m) => Number(m[1])));
-  const run = cluster.run({
-    vnode: 1,
-    program: fixture('counters'),
-    args,
-    timeoutMs: 150_000,
-    stdout: (b) => {
-      out += b.toString();
-      for (const w of [...waiters]) {
-        const m = w.re.exec(out);
-        if (m) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(m);
-        }
-      }
-    },
-  });
-  let exited = false;
-  void run.finally(() => (exited = true)).catch(() => undefined);
-  const early = run.then((r) => {
-    throw new Error(`program exited early (${r.exitCode}): ${r.stderr}\n${out}`);
-  });
-  const atLeast = async (n: number, ms: number, what: string) => {
-    const end = Date.now() + ms;
-    const p = (async () => {
-      while (acks() < n && Date.now() < end && !exited) await new Promise((r) => setTimeout(r, 100));
-    })();
-    await within(Promise.race([p, early]), ms, what);
-    return acks();
-  };
-  return { run, early, seen, acks, atLeast };
-}
-
-async function memStat(cluster: TestCluster, nid: number) {
-  const n = cluster.node(nid);
-  const c = await RpcClient.connect({ host: n.host, port: n.port, nid: 0xfffe0001, secret: clusterSecret(cluster.config), timeoutMs: 2000 });
-  try {
-    return await c.call(Opcode.P2M_STAT, {});
-  } finally {
-    c.close();
-  }
-}
 
 t.test('SIGKILL of the primary memory monitor: no acknowledged update lost; both copies lost → EIO', { timeout: 180_000 }, async (t) => {
   // 256 KiB of cache in front of 2 MiB of counters (512 lines of 4 KiB, one counter each).
