@@ -148,6 +148,13 @@ EndpointWrap::EndpointWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<En
   registry_->endpoints.insert(this);
   async_ctx_ = std::make_unique<Napi::AsyncContext>(env, "legoos:fabric:endpoint");
   if (const char* s = std::getenv("LEGOOS_FABRIC_SPIN_US")) spin_us_ = std::atoi(s);
+  // A verbs completion reaches an fd only through the kernel's completion event (under rxe a
+  // softirq, an eventfd wake-up and an epoll round): polling the CQ right after the post takes
+  // it as soon as it lands, as the sync path and perftest do. The requester side of the
+  // transfer is the NIC (or the kernel's rxe), not a process that spinning would starve, so
+  // verbs spins by default; tcp does not (its peer is usually a process on the same cores).
+  async_spin_us_ = fabric_->provider() == "verbs" ? 2000 : 0;
+  if (const char* s = std::getenv("LEGOOS_FABRIC_ASYNC_SPIN_US")) async_spin_us_ = std::atoi(s);
   info.This().As<Napi::Object>().TypeTag(&kEndpointTag);
 }
 
@@ -244,6 +251,7 @@ Napi::Value EndpointWrap::post_async(const Napi::CallbackInfo& info, Opcode op) 
     const uint8_t* res = op == Opcode::kCompSwap || op == Opcode::kFetchAdd ? wr.mr->addr() + wr.local_offset : nullptr;
     pending_.emplace(wr.wr_id, PendingJs{d, Napi::Persistent(mr_obj), res});
     watch();
+    if (async_spin_us_ > 0) start_spin();
   } catch (const Error& e) {
     d.Reject(to_js(env, e).Value());
   } catch (const Napi::Error& e) {
@@ -361,6 +369,45 @@ void EndpointWrap::on_timer() {
   watch();
 }
 
+void EndpointWrap::start_spin() {
+  spin_until_ = std::chrono::steady_clock::now() + std::chrono::microseconds(async_spin_us_);
+  if (closed_ || idle_on_) return;
+  if (!idle_) {
+    idle_ = new IdleBox{{}, this};
+    uv_idle_init(loop_, &idle_->handle);
+    idle_->handle.data = idle_;
+    // The poll handle holds the loop open while ops are pending; the idle only stops it sleeping.
+    uv_unref(reinterpret_cast<uv_handle_t*>(&idle_->handle));
+  }
+  uv_idle_start(&idle_->handle, [](uv_idle_t* h) {
+    auto* box = static_cast<IdleBox*>(h->data);
+    if (box->owner) box->owner->on_idle();
+  });
+  idle_on_ = true;
+}
+
+void EndpointWrap::stop_spin() {
+  if (idle_ && idle_on_) uv_idle_stop(&idle_->handle);
+  idle_on_ = false;
+}
+
+// Runs once per loop iteration (the loop polls its fds without blocking meanwhile).
+void EndpointWrap::on_idle() {
+  if (pending_.empty() || std::chrono::steady_clock::now() > spin_until_) {
+    stop_spin();
+    return;
+  }
+  Completion c[64];
+  int n = ep_->progress(c, 64);
+  if (n == 0) return;
+  Napi::Env env = Env();
+  Napi::HandleScope hs(env);
+  Napi::CallbackScope cs(env, *async_ctx_);
+  deliver(env, c, n);
+  if (pending_.empty()) stop_spin();
+  watch();
+}
+
 void EndpointWrap::drain(Napi::Env env) {
   Completion c[64];
   for (;;) {
@@ -421,6 +468,13 @@ void EndpointWrap::close_native(bool reject_pending) {
     uv_poll_stop(&poll_->handle);
     uv_close(reinterpret_cast<uv_handle_t*>(&poll_->handle), [](uv_handle_t* h) { delete static_cast<PollBox*>(h->data); });
     poll_ = nullptr;
+  }
+  if (idle_) {
+    idle_->owner = nullptr;
+    uv_idle_stop(&idle_->handle);
+    uv_close(reinterpret_cast<uv_handle_t*>(&idle_->handle), [](uv_handle_t* h) { delete static_cast<IdleBox*>(h->data); });
+    idle_ = nullptr;
+    idle_on_ = false;
   }
   if (timer_) {
     timer_->owner = nullptr;

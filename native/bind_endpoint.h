@@ -1,6 +1,7 @@
 // Endpoint binding: async ops resolve promises on the loop thread from a uv_poll on the
 // endpoint's fd (no thread hop); *Sync ops post and spin on the calling thread (workers).
 #pragma once
+#include <chrono>
 #include <unordered_map>
 
 #include "addon.h"
@@ -31,6 +32,10 @@ class EndpointWrap : public Napi::ObjectWrap<EndpointWrap> {
     uv_timer_t handle;
     EndpointWrap* owner;
   };
+  struct IdleBox {
+    uv_idle_t handle;
+    EndpointWrap* owner;
+  };
   friend class ConnectWorker;
 
   Napi::Value GetLocalInfo(const Napi::CallbackInfo& info);
@@ -55,6 +60,9 @@ class EndpointWrap : public Napi::ObjectWrap<EndpointWrap> {
   void watch();
   void on_ready(int status);
   void on_timer();
+  void on_idle();
+  void start_spin();
+  void stop_spin();
   void drain(Napi::Env env);
   void deliver(Napi::Env env, const Completion* c, int n);
 
@@ -75,6 +83,12 @@ class EndpointWrap : public Napi::ObjectWrap<EndpointWrap> {
   bool connecting_ = false;
   bool close_after_connect_ = false;
   int spin_us_ = 0;
+  // Async ops: poll the CQ from a uv_idle for up to async_spin_us_ after a post before leaving
+  // it to the completion fd (see start_spin).
+  int async_spin_us_ = 0;
+  IdleBox* idle_ = nullptr;
+  bool idle_on_ = false;
+  std::chrono::steady_clock::time_point spin_until_{};
 };
 
 }  // namespace legoos
