@@ -1,9 +1,9 @@
 // A process's backend on a cluster: the address space is its home memory monitor (P2M_*), files
 // are the vNode's storage monitor (P2S_*, stateless: full path + offset per request).
 import { posix } from 'node:path';
-import { SyscallError } from '../../errors.js';
+import { RpcError, SyscallError } from '../../errors.js';
 import type { AddressSpace } from '../../mem/types.js';
-import { bytesFromWire, bytesToWire, Opcode, type Address, type FileStat as WireStat, type RpcPool } from '../../net/index.js';
+import { bytesFromWire, bytesToWire, Opcode, type Address, type FileStat as WireStat, type ReqIn, type Res, type RpcPool } from '../../net/index.js';
 import type { StorageService } from './process.js';
 import type { FileStat } from './syscalls.js';
 import { O_ACCMODE, O_CREAT, O_EXCL, O_RDONLY, O_TRUNC, O_WRONLY } from './syscalls.js';
@@ -61,6 +61,9 @@ export function mountRelative(path: string): string {
   return rel.length === 0 ? '.' : rel;
 }
 
+/** Transport failures (as opposed to answers of the storage monitor). */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECLOSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN']);
+
 export class RemoteStorage implements StorageService {
   constructor(
     private readonly pool: RpcPool,
@@ -69,10 +72,25 @@ export class RemoteStorage implements StorageService {
     private readonly counters: RpcCounters,
   ) {}
 
+  /**
+   * One storage request. A storage monitor that cannot be reached is one error for programs,
+   * EHOSTDOWN, whatever the socket said (refused, reset, timed out). Not retried here: the
+   * request may or may not have been applied, and an append is not idempotent.
+   */
+  private async call<O extends Opcode>(op: O, req: ReqIn<O>): Promise<Res<O>> {
+    try {
+      return await this.pool.call(this.storage, op, req);
+    } catch (err) {
+      const code = (err as { code?: unknown })?.code;
+      if (err instanceof SyscallError || typeof code !== 'string' || !UNREACHABLE.has(code)) throw err;
+      throw new RpcError('EHOSTDOWN', `storage monitor of vNode ${this.who.vnode} at ${this.storage.host}:${this.storage.port} is unreachable (${code})`, { retriable: true, cause: err });
+    }
+  }
+
   async open(path: string, flags: number, mode: number): Promise<FileStat> {
     bump(this.counters, 'P2S_OPEN');
     const acc = flags & O_ACCMODE;
-    const st = await this.pool.call(this.storage, Opcode.P2S_OPEN, {
+    const st = await this.call(Opcode.P2S_OPEN, {
       ...this.who,
       path: mountRelative(path),
       mode: mode & 0o7777,
@@ -94,7 +112,7 @@ export class RemoteStorage implements StorageService {
     while (got < length) {
       bump(this.counters, 'P2S_READ');
       const want = Math.min(max, length - got);
-      const r = await this.pool.call(this.storage, Opcode.P2S_READ, { ...this.who, path: mountRelative(path), offset: offset + got, length: want });
+      const r = await this.call(Opcode.P2S_READ, { ...this.who, path: mountRelative(path), offset: offset + got, length: want });
       const data = bytesFromWire(r.data);
       parts.push(data);
       got += data.length;
@@ -115,7 +133,7 @@ export class RemoteStorage implements StorageService {
     do {
       bump(this.counters, 'P2S_WRITE');
       const part = data.subarray(done, done + max);
-      const r = await this.pool.call(this.storage, Opcode.P2S_WRITE, { ...this.who, path: mountRelative(path), offset: offset + done, data: bytesToWire(part) });
+      const r = await this.call(Opcode.P2S_WRITE, { ...this.who, path: mountRelative(path), offset: offset + done, data: bytesToWire(part) });
       done += r.written;
       if (r.written < part.length) break;
     } while (done < data.length);
@@ -123,10 +141,10 @@ export class RemoteStorage implements StorageService {
   }
   async stat(path: string): Promise<FileStat> {
     bump(this.counters, 'P2S_STAT');
-    return statFromWire(await this.pool.call(this.storage, Opcode.P2S_STAT, { ...this.who, path: mountRelative(path) }));
+    return statFromWire(await this.call(Opcode.P2S_STAT, { ...this.who, path: mountRelative(path) }));
   }
   async unlink(path: string): Promise<void> {
     bump(this.counters, 'P2S_UNLINK');
-    await this.pool.call(this.storage, Opcode.P2S_UNLINK, { ...this.who, path: mountRelative(path) });
+    await this.call(Opcode.P2S_UNLINK, { ...this.who, path: mountRelative(path) });
   }
 }
