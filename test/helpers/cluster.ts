@@ -30,13 +30,16 @@ export function fixture(name: string): string {
   return path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'programs', `${name}.js`);
 }
 
-/** `netns`: each monitor in its own network namespace (root only; see lib/cluster/netns.ts). */
-export async function startCluster(t: Teardown, opts: TemplateOptions & { netns?: boolean } = {}): Promise<TestCluster> {
+/**
+ * `netns`: each monitor in its own network namespace (root only; see lib/cluster/netns.ts).
+ * `logLevel`: of the monitors (default warn; a fuzz test would fill the logs with warnings).
+ */
+export async function startCluster(t: Teardown, opts: TemplateOptions & { netns?: boolean; logLevel?: string } = {}): Promise<TestCluster> {
   const dir = mkdtempSync(path.join(tmpdir(), 'legoos-it-'));
   let cluster: LocalCluster;
-  const { netns, ...template } = opts;
+  const { netns, logLevel, ...template } = opts;
   try {
-    cluster = await startLocalCluster({ heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1500, ...template, dir, up: { timeoutMs: 40_000, env: { LEGOOS_LOG_LEVEL: 'warn' }, netns: netns === true } });
+    cluster = await startLocalCluster({ heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1500, ...template, dir, up: { timeoutMs: 40_000, env: { LEGOOS_LOG_LEVEL: logLevel ?? 'warn' }, netns: netns === true } });
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     throw err;

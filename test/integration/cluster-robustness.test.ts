@@ -8,15 +8,7 @@ import { RpcClient, Opcode } from '../../lib/net/index.js';
 import { clientHandshake } from '../../lib/net/auth.js';
 import { encodeFrame } from '../../lib/net/frame.js';
 import { fixture, startCluster } from '../helpers/cluster.js';
-
-/** A deterministic PRNG so a failing fuzz run can be replayed. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    return x / 4294967296;
-  };
-}
+import { mutatedFrame, rng } from '../helpers/fuzz.js';
 
 function connect(host: string, port: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
@@ -77,23 +69,9 @@ t.test('cluster robustness', async (t) => {
         s.on('error', () => undefined);
         await clientHandshake(s, secret, 0xfffe0001);
         for (let i = 0; i < 40; i++) {
-          const base = Buffer.from(valid[Math.floor(rand() * valid.length)]!);
-          const kind = rand();
-          if (kind < 0.4) {
-            // flip a few bytes anywhere past the length word (payload/opcode/status/reqId)
-            for (let k = 0; k < 1 + Math.floor(rand() * 4); k++) base[4 + Math.floor(rand() * (base.length - 4))] = Math.floor(rand() * 256);
-            s.write(base);
-          } else if (kind < 0.7) {
-            // a random opcode with a random JSON-ish payload
-            const payload = Buffer.from(JSON.stringify({ a: rand(), vnode: Math.floor(rand() * 5), pid: -1, path: '../../etc/passwd', length: 2 ** 60 }));
-            s.write(encodeFrame({ opcode: Math.floor(rand() * 0x1000), status: Math.floor(rand() * 3), srcNid: 0xfffe0001, reqId: i }, payload));
-          } else if (kind < 0.9) {
-            s.write(base);
-          } else {
-            // garbage whose length word may be huge: the server must drop this connection only
-            s.write(randomBytes(16 + Math.floor(rand() * 64)));
-            break;
-          }
+          const m = mutatedFrame(rand, valid, 0xfffe0001, i);
+          s.write(m.bytes);
+          if (m.last) break;
         }
         s.destroy();
       }
