@@ -92,6 +92,24 @@ export const VNodeConfig = z.object({
 });
 export type VNodeConfig = z.infer<typeof VNodeConfig>;
 
+/**
+ * The secondary memory monitor's background persistence of its replica chunks to the vNode's
+ * storage monitor (LegoOS: the secondary logs to storage). The log holds chunk snapshots waiting
+ * to be written; it is bounded in bytes and entries.
+ */
+export const PersistConfig = z.object({
+  enabled: z.boolean().default(true),
+  /** Bytes of chunk snapshots the log may hold (a chunk is logged whole). */
+  logBytes: Size.default(32 * 1024 ** 2),
+  /** Chunk snapshots the log may hold. */
+  logEntries: z.number().int().min(1).default(4096),
+  /** How often the secondary looks for changed replica chunks. */
+  scanIntervalMs: z.number().int().min(10).default(500),
+  /** Replica bytes hashed per scan tick (bounds the secondary's CPU spent looking). */
+  scanBytes: Size.default(16 * 1024 ** 2),
+});
+export type PersistConfig = z.infer<typeof PersistConfig>;
+
 export const DefaultsConfig = z.object({
   vregionSize: Size.default(1024 ** 3),
   chunkSize: Size.default(2 * 1024 ** 2),
@@ -105,6 +123,7 @@ export const DefaultsConfig = z.object({
   maxFrameBytes: Size.default(16 * 1024 ** 2),
   /** Keep a second copy of every chunk on another memory monitor (when there are >= 2). */
   replication: z.boolean().default(true),
+  persist: PersistConfig.default(PersistConfig.parse({})),
 });
 export type DefaultsConfig = z.infer<typeof DefaultsConfig>;
 
@@ -130,6 +149,9 @@ export const ConfigSchema = z
     if (!isPow2(d.chunkSize)) ctx.addIssue({ code: 'custom', path: ['defaults', 'chunkSize'], message: 'chunkSize must be a power of two' });
     if (!isPow2(d.vregionSize)) ctx.addIssue({ code: 'custom', path: ['defaults', 'vregionSize'], message: 'vregionSize must be a power of two' });
     if (d.vregionSize < d.chunkSize) ctx.addIssue({ code: 'custom', path: ['defaults', 'vregionSize'], message: 'vregionSize must be >= chunkSize' });
+    if (d.persist.enabled && d.persist.logBytes < d.chunkSize) {
+      ctx.addIssue({ code: 'custom', path: ['defaults', 'persist', 'logBytes'], message: 'persist.logBytes must hold at least one chunk (chunkSize)' });
+    }
     if (d.heartbeatTimeoutMs <= d.heartbeatIntervalMs) {
       ctx.addIssue({ code: 'custom', path: ['defaults', 'heartbeatTimeoutMs'], message: 'heartbeatTimeoutMs must exceed heartbeatIntervalMs' });
     }

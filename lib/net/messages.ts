@@ -190,6 +190,8 @@ export const schemas = {
       chunkSize: Length,
       chunksUsed: z.number().int().nonnegative(),
       processes: z.number().int().nonnegative(),
+      /** The secondary's persistence log to storage (absent when off). */
+      persist: z.record(z.string(), z.number()).optional(),
     }),
   },
 
@@ -218,6 +220,12 @@ export const schemas = {
   [Opcode.M2S_GET]: {
     req: z.object({ key: z.string().regex(/^[A-Za-z0-9._-]{1,200}$/), offset: Length, length: z.number().int().min(0).max(8 << 20) }),
     res: z.object({ data: Base64 }),
+  },
+
+  /** Delete every replica key starting with `prefix` (persisted copies of an exited process). */
+  [Opcode.M2S_DELETE]: {
+    req: z.object({ prefix: z.string().regex(/^[A-Za-z0-9._-]{1,200}$/) }),
+    res: z.object({ deleted: z.number().int().nonnegative() }),
   },
 
   [Opcode.M2M_TRANSLATE]: { req: Proc.extend({ vaddr: VAddr }), res: Translation },

@@ -26,9 +26,10 @@ export const Opcode = {
   P2S_CHMOD: 0x0209,
   P2S_RMDIR: 0x020a,
 
-  // memory → storage (replica persistence; later issue)
+  // memory → storage (the secondary's persistence of its replica chunks)
   M2S_PUT: 0x0301,
   M2S_GET: 0x0302,
+  M2S_DELETE: 0x0303,
 
   // memory → memory (home forwards translations / frees to a vRegion owner)
   M2M_TRANSLATE: 0x0401,

@@ -7,17 +7,18 @@
 // control path (P2M_CONNECT to set up an endpoint, P2M_TRANSLATE on a translation miss).
 import { RpcError, SyscallError } from '../../errors.js';
 import { logger as rootLogger, type Logger } from '../../log.js';
-import { clusterSecret, memorySize, nodeById, type Config } from '../../config/index.js';
+import { clusterSecret, memorySize, nodeById, storageNidOf, type Config } from '../../config/index.js';
 import { Fabric, type Endpoint, type MemoryRegion } from '../../fabric/index.js';
 import type { MemoryRegionLike } from '../../fabric/types.js';
 import { Opcode } from '../../net/opcodes.js';
 import { bytesFromWire, bytesToWire, type NodeRef, type OwnersWire, type Req, type Res, type Translation } from '../../net/messages.js';
-import { RpcPool, RpcServer, type RpcServerStats } from '../../net/rpc.js';
+import { RpcPool, RpcServer, type Address, type RpcServerStats } from '../../net/rpc.js';
 import { globalAddressOf } from '../common/global-address.js';
 import { Membership } from '../common/membership.js';
 import type { MonitorHandle, MonitorOptions } from '../common/types.js';
 import { ChunkAllocator } from './chunk-allocator.js';
 import { VmaSet, type Range } from './vma.js';
+import { PersistLog, type PersistStats } from './persist-log.js';
 
 export const PAGE_SIZE = 4096;
 /** Top of the user address space (x86-64 style, well below 2^53). */
@@ -47,6 +48,8 @@ export interface MemoryStats {
   endpoints: number;
   /** Times this monitor dropped its state after learning it had been failed over. */
   fenced: number;
+  /** The secondary's persistence log to storage (absent when defaults.persist.enabled is off). */
+  persist?: PersistStats;
   fabricPort: number;
   rpc: RpcServerStats;
 }
@@ -115,6 +118,7 @@ class MemoryMonitor {
   private readonly brkBase: number;
   private readonly mmapBase: number;
   private readonly replication: boolean;
+  private readonly persist: PersistLog | null;
 
   constructor(
     private readonly cfg: Config,
@@ -159,7 +163,46 @@ class MemoryMonitor {
       },
       onEvicted: () => this.evicted(),
     });
+    const pc = cfg.defaults.persist;
+    this.persist =
+      this.replication && pc.enabled
+        ? new PersistLog({
+            view: region.view,
+            chunkSize: this.chunkSize,
+            vregionSize: this.vregionSize,
+            nid,
+            logBytes: pc.logBytes,
+            logEntries: pc.logEntries,
+            scanIntervalMs: pc.scanIntervalMs,
+            scanBytes: pc.scanBytes,
+            // Below the frame limit with base64 and JSON overhead.
+            pieceBytes: Math.max(4096, Math.min(1 << 20, Math.floor(cfg.defaults.maxFrameBytes / 2))),
+            put: (vnode, k, offset, data) => this.toStorage(vnode, (a) => this.pool.call(a, Opcode.M2S_PUT, { key: k, offset, data: bytesToWire(data) })).then(() => undefined),
+            remove: (vnode, prefix) => this.toStorage(vnode, (a) => this.pool.call(a, Opcode.M2S_DELETE, { prefix })).then(() => undefined),
+            log: this.log,
+          })
+        : null;
     this.routes();
+  }
+
+  /** Storage monitors' addresses (config ports may be 0: ask the global monitor). */
+  private storageAddrs: Map<number, Address> | null = null;
+
+  private async toStorage<T>(vnode: number, f: (a: Address) => Promise<T>): Promise<T> {
+    const snid = storageNidOf(this.cfg, vnode);
+    if (!this.storageAddrs?.has(snid)) {
+      const r = await this.membership.globalClient().then((c) => c.call(Opcode.X2G_NODES, { role: 'storage' }));
+      this.storageAddrs = new Map(r.nodes.filter((n) => n.port > 0).map((n) => [n.nid, { host: n.host, port: n.port }]));
+    }
+    const a = this.storageAddrs.get(snid);
+    if (!a) throw new RpcError('EHOSTDOWN', `storage monitor ${snid} of vNode ${vnode} is not known to the global monitor`, { retriable: true });
+    try {
+      return await f(a);
+    } catch (err) {
+      // It may have restarted on another port.
+      if (!(err instanceof SyscallError)) this.storageAddrs = null;
+      throw err;
+    }
   }
 
   async start(): Promise<void> {
@@ -171,11 +214,13 @@ class MemoryMonitor {
       await this.close();
       throw err;
     }
+    this.persist?.start();
     this.log.info({ address: addr, capacityBytes: this.alloc.chunks * this.chunkSize, chunkSize: this.chunkSize }, 'memory monitor up');
   }
 
   async close(): Promise<void> {
     this.membership.stop();
+    await this.persist?.stop();
     this.pool.close();
     await this.server.close();
     for (const ep of this.endpoints) ep.close();
@@ -223,6 +268,7 @@ class MemoryMonitor {
       }
     }
     this.owned.clear();
+    this.persist?.clear();
     const homed = this.home.size;
     this.home.clear();
     this.fenced++;
@@ -241,6 +287,7 @@ class MemoryMonitor {
       ownedProcesses: this.owned.size,
       endpoints: this.endpoints.size,
       fenced: this.fenced,
+      ...(this.persist ? { persist: this.persist.stats() } : {}),
       fabricPort: this.fabric?.port ?? 0,
       rpc: this.server.stats(),
     };
@@ -505,6 +552,7 @@ class MemoryMonitor {
       if (data.byteLength !== this.chunkSize) throw new SyscallError('EINVAL', `replica data is ${data.byteLength} B, chunk is ${this.chunkSize} B`);
       this.region.view.set(data, off);
     }
+    this.persist?.track(vnode, pid, cn, off);
     return this.remote(off);
   }
 
@@ -518,6 +566,8 @@ class MemoryMonitor {
     vr.role = 'primary';
     const chunks = [...o.chunks.keys()].filter((cn) => Math.floor((cn * this.chunkSize) / this.vregionSize) === index);
     for (const cn of chunks) o.mirrors.delete(cn);
+    // A primary does not persist: its new secondary does.
+    this.persist?.untrack(vnode, pid, chunks);
     if (secondary) vr.peer = secondary;
     else delete vr.peer;
     let copied = 0;
@@ -567,6 +617,7 @@ class MemoryMonitor {
       if (off === undefined) continue;
       o.chunks.delete(cn);
       o.mirrors.delete(cn);
+      this.persist?.untrack(vnode, pid, [cn]);
       this.alloc.release(off);
       freed++;
     }
@@ -586,6 +637,7 @@ class MemoryMonitor {
     if (!o) return 0;
     this.owned.delete(key(vnode, pid));
     for (const off of o.chunks.values()) this.alloc.release(off);
+    this.persist?.forgetProcess(vnode, pid);
     return o.chunks.size;
   }
 
@@ -622,6 +674,7 @@ class MemoryMonitor {
       chunkSize: this.chunkSize,
       chunksUsed: this.alloc.usedChunks,
       processes: this.home.size,
+      ...(this.persist ? { persist: { ...this.persist.stats() } } : {}),
     }));
     s.handle(Opcode.M2M_TRANSLATE, (req, ctx) => {
       this.requireMemory(ctx.srcNid);

@@ -499,6 +499,18 @@ class StorageMonitor {
         await fh.close();
       }
     });
+    s.handle(Opcode.M2S_DELETE, async (q, ctx) => {
+      this.requireMemory(ctx.srcNid);
+      const dir = path.join(this.root, '.legoos-replicas');
+      let deleted = 0;
+      for (const name of await fsp.readdir(dir)) {
+        if (!name.startsWith(q.prefix)) continue;
+        await fsp.rm(path.join(dir, name), { force: true });
+        deleted++;
+      }
+      if (deleted > 0) await this.syncDir(dir);
+      return { deleted };
+    });
     const started = Date.now();
     s.handle(Opcode.X_PING, () => ({ nid: this.nid, role: 'storage' as const, uptimeMs: Date.now() - started }));
   }
