@@ -122,13 +122,14 @@ t.test('replication: false keeps one copy; munmap frees both copies', async (t) 
 });
 
 t.test('a dead processor: its processes are reaped (both copies freed, commitments dropped), its endpoints closed, a paused one is told it was evicted', async (t) => {
-  const cfg = testConfig({ defaults: { vregionSize: '1MiB', chunkSize: '64KiB', heartbeatIntervalMs: 50, heartbeatTimeoutMs: 300, rpcTimeoutMs: 3000, replication: true } }, { 1: 2 * MiB, 2: 2 * MiB });
+  // A generous timeout: on a loaded machine live members must not be declared dead by mistake.
+  const cfg = testConfig({ defaults: { vregionSize: '1MiB', chunkSize: '64KiB', heartbeatIntervalMs: 100, heartbeatTimeoutMs: 2000, rpcTimeoutMs: 3000, replication: true } }, { 1: 2 * MiB, 2: 2 * MiB });
   const global = await startGlobal(t, cfg);
   const mems = new Map<number, Awaited<ReturnType<typeof startMemory>>>();
   for (const nid of [1, 2]) mems.set(nid, await startMemory(t, cfg, nid, global.address, true));
-  await fakeMember(t, global.address, 3, 'storage', 40);
-  const p10 = await fakeMember(t, global.address, 10, 'processor', 40);
-  const p11 = await fakeMember(t, global.address, 11, 'processor', 40);
+  await fakeMember(t, global.address, 3, 'storage', 100);
+  const p10 = await fakeMember(t, global.address, 10, 'processor', 100);
+  const p11 = await fakeMember(t, global.address, 11, 'processor', 100);
   const committed = () => global.nodes().filter((n) => n.role === 'memory').map((n) => n.committedBytes);
   t.same(committed(), [0, 0]);
   const doomed = await p10.client.call(Opcode.P2G_PROCESS_CREATE, { vnode: 1, threads: 2 });
@@ -156,7 +157,7 @@ t.test('a dead processor: its processes are reaped (both copies freed, commitmen
   t.same([...mems.values()].map((m) => m.stats().endpoints), [1, 1]);
 
   p10.stop();
-  t.ok(await waitFor(() => global.stats().reapedProcesses === 1, 10_000), 'the process on processor 10 was reaped');
+  t.ok(await waitFor(() => global.stats().reapedProcesses === 1, 30_000), 'the process on processor 10 was reaped');
   t.ok(await waitFor(() => [...mems.values()].every((m) => m.stats().endpoints === 0), 5000), 'its endpoints were closed on every memory monitor');
   t.same(used(), [1, 1], 'only the surviving process keeps its chunk (and its mirror)');
   t.same(committed().reduce((a, b) => (a ?? 0) + (b ?? 0)), 2 * 64 * KiB, 'commitments of the reaped process dropped');
