@@ -26,7 +26,7 @@ const UNAUTH = 150;
 const AUTH_CONNS = 40;
 const FRAMES_PER_CONN = 200;
 const FLOOD = 150;
-// Fabric data port: connections (a fifth of them carry a valid hello and up to 100 requests).
+// Fabric data port: connections (half of them carry a valid hello and up to 100 requests).
 const FABRIC_CONNS = 400;
 const FABRIC_REQS = 100;
 const CONCURRENCY = 4;
@@ -231,7 +231,8 @@ function fabricRequests(rand: Rand, f: FabricTarget): { chunks: Buffer[]; frames
 
 async function fuzzFabric(f: FabricTarget, rand: Rand, c: Counts, whileFlooded: () => Promise<void>): Promise<void> {
   const plans = Array.from({ length: FABRIC_CONNS }, () => {
-    const v = randInt(rand, 5);
+    // Half carry a valid hello and a request stream; the rest die at the hello.
+    const v = rand() < 0.5 ? 4 : randInt(rand, 4);
     if (v === 0) return { v, chunks: [randBytes(rand, 1 + randInt(rand, 400))], frames: 1 };
     if (v === 1) return { v, chunks: [fabricHello(f.token).subarray(0, 1 + randInt(rand, 23))], frames: 1 };
     if (v === 2) return { v, chunks: [fabricHello(randBytes(rand, 16))], frames: 1 };
