@@ -7,7 +7,7 @@ import { Opcode } from '../../lib/net/opcodes.js';
 import { Fabric } from '../../lib/fabric/index.js';
 import type { Translation } from '../../lib/net/messages.js';
 import { layout } from '../../lib/monitors/memory/index.js';
-import { client, fakeMember, KiB, MiB, startGlobal, startMemory, testConfig, waitFor } from './global-fixture.js';
+import { client, fakeMember, KiB, MiB, quiet, startGlobal, startMemory, testConfig, waitFor } from './global-fixture.js';
 
 const { mmapBase } = layout(1 * MiB);
 
@@ -172,4 +172,56 @@ t.test('a dead processor: its processes are reaped (both copies freed, commitmen
   t.equal(again.processor.nid, 10, 'the vNode runs a new process on the returned processor');
   t.not(again.pid, doomed.pid);
   t.same((await p11.client.call(Opcode.P2G_PROCESS_INFO, k)).failoverPending, false, 'the other process is untouched');
+});
+
+t.test('the secondary persists what one-sided WRITEs put in its copy to the storage monitor; the exit deletes it', async (t) => {
+  const { mkdtempSync, rmSync, readFileSync, existsSync, readdirSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const path = await import('node:path');
+  const { startStorageMonitor } = await import('../../lib/monitors/storage/index.js');
+  const root = mkdtempSync(path.join(tmpdir(), 'legoos-persist-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const cfg = testConfig({ defaults: { vregionSize: '1MiB', chunkSize: '64KiB', heartbeatIntervalMs: 100, heartbeatTimeoutMs: 2000, rpcTimeoutMs: 3000, replication: true, persist: { scanIntervalMs: 50 } } }, { 1: 2 * MiB, 2: 2 * MiB });
+  cfg.nodes.find((n) => n.nid === 3)!.storage!.root = root;
+  const global = await startGlobal(t, cfg);
+  const storage = await startStorageMonitor(cfg, 3, { port: 0, logger: quiet, globalAddress: global.address });
+  t.teardown(() => storage.close());
+  const mems = new Map<number, Awaited<ReturnType<typeof startMemory>>>();
+  for (const nid of [1, 2]) mems.set(nid, await startMemory(t, cfg, nid, global.address, true));
+  const p10 = (await fakeMember(t, global.address, 10, 'processor', 100)).client;
+  const pl = await p10.call(Opcode.P2G_PROCESS_CREATE, { vnode: 1 });
+  const home = await client(t, pl.home, 10);
+  const proc = { vnode: 1, pid: pl.pid };
+  await home.call(Opcode.P2M_MMAP, { ...proc, length: 128 * KiB, addr: mmapBase, fixed: true });
+  const tr = await home.call(Opcode.P2M_TRANSLATE, { ...proc, vaddr: mmapBase + 64 * KiB });
+  const [primary, secondary] = tr.replicas;
+  t.ok(primary && secondary, 'two replicas');
+  const fabric = Fabric.open({ provider: 'tcp', nid: 10 });
+  t.teardown(() => fabric.close());
+  const local = fabric.register(new Uint8Array(4096));
+  local.view.fill(0x5a);
+  for (const r of tr.replicas) {
+    const ep = fabric.createEndpoint();
+    const c = await client(t, mems.get(r.nid)!.address, 10);
+    await ep.connect((await c.call(Opcode.P2M_CONNECT, { endpoint: ep.localInfo })).endpoint);
+    await ep.write(local, 0, BigInt(r.addr) + 1000n, r.rkey, 300);
+  }
+  // vRegion 64 of the process, chunk 1 of it: file v1-p<pid>-r64-m<secondary>, offset 64 KiB.
+  const file = path.join(root, '.legoos-replicas', `v1-p${pl.pid}-r64-m${secondary!.nid}`);
+  const sec = mems.get(secondary!.nid)!;
+  t.ok(await waitFor(() => (sec.stats().persist?.flushed ?? 0) >= 1, 20_000), 'the secondary flushed the changed chunk');
+  const bytes = readFileSync(file);
+  t.equal(bytes.length, 128 * KiB, 'a sparse file up to the end of the chunk');
+  t.same([bytes[64 * KiB + 999], bytes[64 * KiB + 1000], bytes[64 * KiB + 1299], bytes[64 * KiB + 1300]], [0, 0x5a, 0x5a, 0], 'storage holds what the WRITE put in the secondary');
+  const st = sec.stats().persist!;
+  t.same([st.tracked, st.logged, st.flushed, st.flushedBytes, st.deferred], [1, 1, 1, 64 * KiB, 0], 'one tracked chunk, logged and flushed once');
+  t.equal(mems.get(primary!.nid)!.stats().persist!.tracked, 0, 'the primary does not persist');
+  const stat = await (await client(t, sec.address, 10)).call(Opcode.P2M_STAT, {});
+  t.equal(stat.persist?.flushedBytes, 64 * KiB, 'P2M_STAT reports the log');
+  // Exit: the chunks are freed on both and the persisted copy is deleted from storage.
+  await home.call(Opcode.P2M_EXIT, proc);
+  await p10.call(Opcode.P2G_PROCESS_EXIT, proc);
+  t.ok(await waitFor(() => !existsSync(file), 20_000), 'persisted copy deleted after the exit');
+  t.same(readdirSync(path.join(root, '.legoos-replicas')), []);
+  t.equal(sec.stats().persist!.tracked, 0);
 });
