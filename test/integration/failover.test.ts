@@ -66,6 +66,10 @@ t.test('SIGKILL of the primary memory monitor: no acknowledged update lost; both
   t.equal(lost, 0, `acknowledged updates lost: ${lost} of ${updates}`);
   t.ok(updates >= before + 40_000, 'the run went on after the failover');
   t.comment(`failover: ${updates} updates, ${before} before the kill; per-update p50 ${p50} ms, max ${maxOp} ms (the pause)`);
+  // The secondaries' background persistence to storage (a durability aid; never served).
+  const persisted = await Promise.all([11, 12, 13].map((nid) => memStat(cluster, nid).then((st) => [nid, st.persist] as const, () => [nid, undefined] as const)));
+  t.comment(`persist log: ${persisted.map(([nid, p]) => (p ? `memory ${nid}: flushed ${p.flushedBytes} B in ${p.flushed} puts, logged ${p.loggedBytes} B, coalesced ${p.coalesced}, deferred ${p.deferred}, put errors ${p.putErrors}` : `memory ${nid}: n/a`)).join('; ')}`);
+  t.ok(persisted.some(([, p]) => (p?.flushedBytes ?? 0) > 0), 'a secondary persisted changed chunks to storage during the run');
   const c = await within(Promise.race([seen(/^cache misses=(\d+) writeBacks=(\d+)/m), early]), 10_000, 'cache stats');
   t.ok(Number(c[1]) > 10_000 && Number(c[2]) > 10_000, `the counters went through remote memory (misses ${c[1]}, write-backs ${c[2]})`);
   t.equal(await cluster.ping(11), 'memory', 'the secondary is up');
