@@ -87,3 +87,26 @@ t.test('network cut of the primary memory monitor (legoos chaos cut/heal): faile
   const r = await p.run;
   t.equal(r.exitCode, 0, r.stderr);
 });
+
+t.test('a failed `up --netns` leaves no namespace, veth or bridge behind', { timeout: 120_000, skip: support.ok ? false : `needs network namespaces: ${support.reason}` }, async (t) => {
+  const { mkdtempSync, rmSync, existsSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { localClusterConfig, startLocalCluster, readState, netnsRecordPath } = await import('../../lib/cluster/index.js');
+  const namespaces = () => execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith('legoos-'));
+  const links = () => execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).split('\n').map((l) => /^\d+:\s+([^:@\s]+)/.exec(l)?.[1]).filter((n): n is string => n !== undefined && /^lg[0-9a-f]{6}/.test(n));
+  const nsBefore = new Set(namespaces());
+  const linksBefore = new Set(links());
+  const dir = mkdtempSync(path.join(tmpdir(), 'legoos-it-netns-fail-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // A storage root under a regular file: the storage monitor exits at start, so `up` fails
+  // after the namespaces and the first monitors are up.
+  const cfg = localClusterConfig();
+  for (const n of cfg.nodes) if (n.role === 'storage') n.storage = { root: 'cluster.yaml/storage' };
+  await t.rejects(startLocalCluster({ config: cfg, dir, up: { timeoutMs: 60_000, netns: true, env: { LEGOOS_LOG_LEVEL: 'warn' } } }), { code: 'EMONITOR' });
+  const cfgPath = path.join(dir, 'cluster.yaml');
+  t.equal(readState(cfgPath), undefined, 'no cluster state left');
+  t.equal(existsSync(netnsRecordPath(cfgPath)), false, 'no namespace record left');
+  t.same(namespaces().filter((n) => !nsBefore.has(n)), [], 'every namespace it created is gone');
+  t.same(links().filter((n) => !linksBefore.has(n)), [], 'every veth and bridge it created is gone');
+  t.equal(existsSync(path.join(dir, '.cluster.netns.yaml')), false, 'the rewritten config is gone');
+});
