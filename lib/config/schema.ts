@@ -106,7 +106,7 @@ export const PersistConfig = z.object({
   /** How often the secondary looks for changed replica chunks. */
   scanIntervalMs: z.number().int().min(10).default(500),
   /** Replica bytes hashed per scan tick (bounds the secondary's CPU spent looking). */
-  scanBytes: Size.default(16 * 1024 ** 2),
+  scanBytes: Size.default(4 * 1024 ** 2),
 });
 export type PersistConfig = z.infer<typeof PersistConfig>;
 
@@ -120,6 +120,13 @@ export const DefaultsConfig = z.object({
   /** A node missing heartbeats this long is marked dead. */
   heartbeatTimeoutMs: z.number().int().min(20).default(5000),
   rpcTimeoutMs: z.number().int().min(10).default(5000),
+  /**
+   * Bound on one one-sided operation a processor issues. A memory monitor that is paused or cut
+   * off (no reset, no error) is suspected only when this expires, so it is most of the pause a
+   * process sees on such a failover; it must still exceed a loaded link's worst operation (an
+   * op that merely times out is retried on the same replica after the global monitor's check).
+   */
+  fabricTimeoutMs: z.number().int().min(10).max(3_600_000).default(3000),
   maxFrameBytes: Size.default(16 * 1024 ** 2),
   /** Keep a second copy of every chunk on another memory monitor (when there are >= 2). */
   replication: z.boolean().default(true),

@@ -14,10 +14,7 @@ export * from './types.js';
 export { FabricError } from '../errors.js';
 export type { NativeDevice, NativePort, NativeGid } from './native.js';
 
-export interface OpenOptions extends FabricOptions {
-  /** An operation with no completion after this long fails the endpoint (IBV_WC_RETRY_EXC_ERR). Default 10000. */
-  timeoutMs?: number;
-}
+export type OpenOptions = FabricOptions;
 
 const U32 = 0xffffffff;
 

@@ -34,6 +34,8 @@ export interface FabricOptions {
   ibPort?: number;
   /** verbs: GID index; default 1 on rxe (IPv4-mapped RoCE v2), else 0. */
   gidIndex?: number;
+  /** An operation with no completion after this long fails the endpoint (IBV_WC_RETRY_EXC_ERR). Default 10000. */
+  timeoutMs?: number;
 }
 
 /**

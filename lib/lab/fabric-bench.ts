@@ -18,6 +18,8 @@ export interface PeerRunOptions {
   timeoutMs?: number;
   /** Extra fabric-peer.js arguments for the initiator, e.g. ['--iters', '50']. */
   args?: string[];
+  /** Environment of the initiator, e.g. { LEGOOS_FABRIC_ASYNC_SPIN_US: '0' } for a before/after. */
+  env?: Record<string, string>;
 }
 
 function peerScript(): string {
@@ -38,7 +40,7 @@ export async function runPeers<T>(mode: 'bench' | 'errors', opts: PeerRunOptions
   const target = exec(targetVm.name, [node, peerScript(), 'target', ...common, '--host', targetVm.ip, '--port', String(PEER_PORT),
     '--lifetime', String(Math.ceil(timeoutMs / 1000))], { timeoutMs, cwd: projectRoot() });
   const init = exec(initVm, [node, peerScript(), mode, ...common, '--target', `${targetVm.ip}:${PEER_PORT}`, ...(opts.args ?? [])],
-    { timeoutMs, cwd: projectRoot() });
+    { timeoutMs, cwd: projectRoot(), ...(opts.env ? { env: opts.env } : {}) });
   const [t, i] = await Promise.allSettled([target, init]);
   if (i.status === 'rejected') throw i.reason;
   const tOut = t.status === 'fulfilled' ? `exit ${t.value.exitCode}: ${t.value.stdout}${t.value.stderr}` : String(t.reason);

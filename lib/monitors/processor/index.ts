@@ -444,7 +444,7 @@ export async function startProcessorMonitor(cfg: Config, nid: number, opts: Moni
     global,
     cores: coresOf(cfg, node),
     cache: { size: cache.size, lineSize: cache.lineSize, ways: cache.ways, policy: cache.policy },
-    fabric: { provider: node.fabric.provider, nid, host: node.fabric.host ?? host, device: node.fabric.device, ibPort: node.fabric.ibPort, gidIndex: node.fabric.gidIndex },
+    fabric: { provider: node.fabric.provider, nid, host: node.fabric.host ?? host, device: node.fabric.device, ibPort: node.fabric.ibPort, gidIndex: node.fabric.gidIndex, timeoutMs: cfg.defaults.fabricTimeoutMs },
     logger: opts.logger,
   });
   return {
