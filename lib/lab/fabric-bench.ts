@@ -74,9 +74,12 @@ export interface LabFabricBenchResult {
   kernelVersion: string;
   iterations: number;
   perftestIterations: { read: number; write: number };
+  /** Ours and perftest alternate this many times; each row is the median over the rounds. */
+  rounds: number;
   rows: FabricBenchRow[];
-  ours: LatencyRow[];
-  perftest: PerftestResult[];
+  /** Every round's measurements, in order. */
+  ours: LatencyRow[][];
+  perftest: PerftestResult[][];
   note: string;
 }
 
@@ -87,6 +90,8 @@ export interface LabFabricBenchOptions {
   /** perftest iterations; ib_write_lat is a WRITE ping-pong (~22 ms a round under TCG): keep it small. */
   perftestReadIterations?: number;
   perftestWriteIterations?: number;
+  /** Alternate ours and perftest this many times (the TCG host's load drifts; default 3). */
+  rounds?: number;
   /** Boot a 2-VM lab if none is up (and stop it afterwards). Default true. */
   boot?: boolean;
   onProgress?: (step: string) => void;
@@ -101,6 +106,8 @@ export async function runFabricBenchInLab(opts: LabFabricBenchOptions = {}): Pro
   if (!Number.isInteger(iterations) || iterations < 5) throw new RangeError(`iterations must be an integer >= 5, got ${iterations}`);
   const pr = opts.perftestReadIterations ?? 100;
   const pw = opts.perftestWriteIterations ?? 20;
+  const rounds = opts.rounds ?? 3;
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new RangeError(`rounds must be an integer 1..20, got ${rounds}`);
   let booted = false;
   const s = status();
   if (!s.up || s.vms.length < 2) {
@@ -112,32 +119,43 @@ export async function runFabricBenchInLab(opts: LabFabricBenchOptions = {}): Pro
   }
   try {
     const state = readState()!;
-    progress(`our ${provider} READ/WRITE, ${iterations} iterations per size`);
-    const ours = await runPeers<{ rows: LatencyRow[] }>('bench', {
-      provider, args: ['--sizes', sizes.join(','), '--iters', String(iterations), '--warmup', '5'],
-    });
-    const perftest: PerftestResult[] = [];
-    for (const bytes of sizes) {
-      progress(`perftest ib_read_lat / ib_write_lat at ${bytes} B`);
-      perftest.push(await runPerftest({ op: 'read', bytes, iterations: pr }));
-      perftest.push(await runPerftest({ op: 'write', bytes, iterations: pw }));
+    const ours: LatencyRow[][] = [];
+    const perftest: PerftestResult[][] = [];
+    for (let k = 0; k < rounds; k++) {
+      progress(`round ${k + 1}/${rounds}: our ${provider} READ/WRITE, ${iterations} iterations per size`);
+      ours.push((await runPeers<{ rows: LatencyRow[] }>('bench', {
+        provider, args: ['--sizes', sizes.join(','), '--iters', String(iterations), '--warmup', '5'],
+      })).rows);
+      const pt: PerftestResult[] = [];
+      for (const bytes of sizes) {
+        progress(`round ${k + 1}/${rounds}: perftest ib_read_lat / ib_write_lat at ${bytes} B`);
+        pt.push(await runPerftest({ op: 'read', bytes, iterations: pr }));
+        pt.push(await runPerftest({ op: 'write', bytes, iterations: pw }));
+      }
+      perftest.push(pt);
     }
+    const median = (xs: number[]) => {
+      const v = [...xs].sort((a, b) => a - b);
+      return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+    };
+    const oursP50 = (op: string, bytes: number) => median(ours.map((rows) => rows.find((r) => r.op === op && r.bytes === bytes)!.p50Us));
     const rows: FabricBenchRow[] = [];
     const r2 = (x: number) => Math.round(x * 1000) / 1000;
     for (const bytes of sizes) {
       for (const op of ['read', 'write'] as const) {
-        const a = ours.rows.find((r) => r.op === op && r.bytes === bytes)!;
-        const sync = ours.rows.find((r) => r.op === `${op}Sync` && r.bytes === bytes)!;
-        const p = perftest.find((r) => r.tool === (op === 'read' ? 'ib_read_lat' : 'ib_write_lat') && r.bytes === bytes)!;
+        const a = oursP50(op, bytes);
+        const sync = oursP50(`${op}Sync`, bytes);
+        const tool = op === 'read' ? 'ib_read_lat' : 'ib_write_lat';
+        const p = median(perftest.map((pt) => pt.find((r) => r.tool === tool && r.bytes === bytes)!.typicalUs));
         rows.push({
-          op, bytes, oursP50Us: a.p50Us, oursSyncP50Us: sync.p50Us, perftestTypicalUs: p.typicalUs,
-          ratio: r2(a.p50Us / p.typicalUs), syncRatio: r2(sync.p50Us / p.typicalUs),
+          op, bytes, oursP50Us: r2(a), oursSyncP50Us: r2(sync), perftestTypicalUs: r2(p),
+          ratio: r2(a / p), syncRatio: r2(sync / p),
         });
       }
     }
     return {
       provider, accel: state.accel, kernelVersion: state.kernelVersion, iterations,
-      perftestIterations: { read: pr, write: pw }, rows, ours: ours.rows, perftest,
+      perftestIterations: { read: pr, write: pw }, rounds, rows, ours, perftest,
       note: 'ib_write_lat reports half of a WRITE ping-pong round trip; ours is one WRITE to completion. ' +
         (state.accel === 'tcg' ? 'TCG-emulated VMs: compare ratios, not absolute latencies.' : ''),
     };
@@ -151,7 +169,7 @@ export type { ErrorCase, LatencyRow };
 /** The table for people; `--json` prints the result object itself. */
 export function formatLabFabricBench(r: LabFabricBenchResult): string {
   const lines = [
-    `fabric ${r.provider} across 2 lab VMs (${r.accel}, kernel ${r.kernelVersion}); ours: ${r.iterations} iterations, p50; perftest: typical (read ${r.perftestIterations.read}, write ${r.perftestIterations.write} iterations)`,
+    `fabric ${r.provider} across 2 lab VMs (${r.accel}, kernel ${r.kernelVersion}); ${r.rounds} alternating rounds, medians of: ours p50 over ${r.iterations} iterations; perftest typical (read ${r.perftestIterations.read}, write ${r.perftestIterations.write} iterations)`,
     `${'op'.padEnd(6)}${'bytes'.padStart(7)}${'ours us'.padStart(12)}${'ours sync us'.padStart(14)}${'perftest us'.padStart(13)}${'ratio'.padStart(8)}${'sync ratio'.padStart(12)}`,
   ];
   for (const x of r.rows) {

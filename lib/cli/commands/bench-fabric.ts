@@ -16,7 +16,8 @@ export function register(bench: Command): void {
     .option('--iters <n>', 'iterations per latency point', '5000')
     .option('--json', 'print the result as JSON (for machines)')
     .option('--lab', 'across two Soft-RoCE lab VMs (booted if not up), with perftest ib_read_lat/ib_write_lat on the same VMs')
-    .action(async (opts: { provider: string; sizes: string; iters: string; json?: boolean; lab?: boolean }, cmd: Command) => {
+    .option('--rounds <n>', 'with --lab: alternate ours and perftest n times, report medians', '3')
+    .action(async (opts: { provider: string; sizes: string; iters: string; json?: boolean; lab?: boolean; rounds: string }, cmd: Command) => {
       if (opts.provider !== 'tcp' && opts.provider !== 'verbs') throw new RangeError(`--provider must be tcp or verbs (got ${opts.provider})`);
       const sizes = opts.sizes.split(',').map((s) => Number(s.trim()));
       for (const s of sizes) if (!Number.isInteger(s) || s < 1 || s > 1 << 30) throw new RangeError(`--sizes: ${s} is not a size in [1, 1 GiB]`);
@@ -25,9 +26,11 @@ export function register(bench: Command): void {
       // --- lab (owned by the Soft-RoCE lab, lib/lab/fabric-bench.ts) ---
       if (opts.lab === true) {
         // TCG VMs run an op in milliseconds: the default host iteration count would take hours.
-        const labIters = cmd.getOptionValueSource('iters') === 'default' ? 50 : iters;
+        const labIters = cmd.getOptionValueSource('iters') === 'default' ? 200 : iters;
+        const rounds = Number(opts.rounds);
+        if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new RangeError('--rounds must be an integer in [1, 20]');
         const r = await runFabricBenchInLab({
-          provider: opts.provider as ProviderName, sizes, iterations: labIters,
+          provider: opts.provider as ProviderName, sizes, iterations: labIters, rounds,
           onProgress: (s) => process.stderr.write(`bench fabric --lab: ${s}\n`),
         });
         process.stdout.write(opts.json === true ? JSON.stringify(r, null, 2) + '\n' : formatLabFabricBench(r));
