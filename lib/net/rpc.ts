@@ -467,6 +467,15 @@ export class RpcPool {
     return c.call(opcode, payload, opts);
   }
 
+  /** Close the connection to `addr`: its pending calls fail at once with ECLOSED; the next call reconnects. */
+  drop(addr: Address): void {
+    const key = `${addr.host}:${addr.port}`;
+    const p = this.clients.get(key);
+    if (!p) return;
+    this.clients.delete(key);
+    p.then((c) => c.close(), () => undefined);
+  }
+
   close(): void {
     this.closed = true;
     for (const p of this.clients.values()) p.then((c) => c.close(), () => undefined);

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import t from 'tap';
 import { pino } from 'pino';
-import { RpcClient, RpcServer } from '../../lib/net/rpc.js';
+import { RpcClient, RpcPool, RpcServer } from '../../lib/net/rpc.js';
 import { Opcode } from '../../lib/net/opcodes.js';
 import { clientHandshake } from '../../lib/net/auth.js';
 import { encodeFrame, HEADER_BYTES } from '../../lib/net/frame.js';
@@ -84,6 +84,21 @@ t.test('a dead peer rejects every pending call promptly', async (t) => {
   t.equal((await closed).code, 'ECONNRESET');
   const after = await c.call(Opcode.X_PING, {}).catch((e) => e);
   t.equal(after.code, 'ECLOSED');
+});
+
+t.test('RpcPool.drop fails the calls waiting on a peer at once, and the next call reconnects', async (t) => {
+  const { server, addr } = await startServer(t);
+  const pool = new RpcPool({ nid: 3, secret: SECRET, timeoutMs: 60_000 });
+  t.teardown(() => pool.close());
+  t.equal((await pool.call(addr, Opcode.P2M_BRK, { vnode: 1, pid: 1, addr: 1000 })).brk, 1003);
+  const stuck = pool.call(addr, Opcode.P2M_BRK, { vnode: 1, pid: 1, addr: 99 }).catch((e: { code?: string }) => e.code);
+  await new Promise((r) => setTimeout(r, 50));
+  pool.drop(addr);
+  t.equal(await stuck, 'ECLOSED', 'the never-answered call failed without waiting for its 60 s timeout');
+  t.equal((await pool.call(addr, Opcode.P2M_BRK, { vnode: 1, pid: 1, addr: 2000 })).brk, 2003, 'a new connection serves');
+  t.equal(server.stats().accepted, 2);
+  pool.drop({ host: '127.0.0.1', port: 1 });
+  t.pass('dropping an unknown address is a no-op');
 });
 
 t.test('wrong secret is refused with EAUTH and nothing is served', async (t) => {

@@ -241,7 +241,11 @@ export class ProcessorMonitor {
   private moveHome(sp: { home: Address & { nid: number } }, home: { nid: number; host: string; port: number }): void {
     if (sp.home.nid === home.nid && sp.home.host === home.host && sp.home.port === home.port) return;
     this.log.warn({ from: sp.home.nid, to: home.nid }, 'process home moved');
+    const old = { host: sp.home.host, port: sp.home.port };
     Object.assign(sp.home, home);
+    // The old home was failed over (dead, paused or cut off): calls still waiting on it would sit
+    // out the RPC timeout (a cut link gives no reset). Fail them now; they retry on the new home.
+    if (old.host !== home.host || old.port !== home.port) this.pool.drop(old);
   }
 
   /** A worker's fill or write-back failed on these replicas: report, wait, re-translate. */
