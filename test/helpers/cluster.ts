@@ -53,7 +53,9 @@ export async function startCluster(t: Teardown, opts: TemplateOptions & { netns?
       const st = readState(cluster.configPath);
       if (st) await stopNodes(st.nodes);
       destroyNetns(cluster.configPath);
-      rmSync(dir, { recursive: true, force: true });
+      // LEGOOS_TEST_KEEP=1 keeps the cluster's folder (config, .legoos/logs) for a post-mortem.
+      if (process.env.LEGOOS_TEST_KEEP === '1') process.stderr.write(`# kept ${dir}\n`);
+      else rmSync(dir, { recursive: true, force: true });
     }
   });
   const nodes = () => readState(cluster.configPath)?.nodes ?? [];

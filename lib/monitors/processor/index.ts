@@ -129,6 +129,7 @@ export class ProcessorMonitor {
     });
     s.handle(Opcode.G2P_INVALIDATE, (req) => {
       const sp = this.spaces.get(req.pid);
+      this.memoryNodes = undefined;
       if (sp && sp.vnode === req.vnode) {
         this.moveHome(sp, req.home);
         const n = this.cacheHost.invalidateTranslations(req.pid);
@@ -252,17 +253,23 @@ export class ProcessorMonitor {
   private async recover(a: { nids: number[]; nid: number; addr: string; vbase: number }) {
     const c = this.chunkOf.get(`${a.nid}:${a.addr}`);
     if (!c) throw new SyscallError('EIO', `remote memory at nid ${a.nid} failed and its chunk is unknown here`);
-    const deadline = Date.now() + FAILOVER_WAIT_MS;
+    const t0 = Date.now();
+    const deadline = t0 + FAILOVER_WAIT_MS;
     await Promise.all(a.nids.map((nid) => this.suspect(nid)));
     await this.awaitFailover(c.asid, deadline);
+    this.memoryNodes = undefined;
     // The entry stays: other workers may still hold the same stale translation.
-    return { asid: c.asid, translation: await this.translate(c.asid, c.vbase) };
+    const translation = await this.translate(c.asid, c.vbase);
+    this.log.warn({ pid: c.asid, failed: a.nids, now: translation.replicas.map((r) => r.nid), ms: Date.now() - t0 }, 'remote memory access failed: recovered on the current replicas');
+    return { asid: c.asid, translation };
   }
 
-  private memoryNodes: Promise<Map<number, Address>> | undefined;
+  /** Memory monitors as the global monitor last listed them; forgotten on every failover. */
+  private memoryNodes: Promise<Map<number, Address & { alive: boolean }>> | undefined;
   private async memoryAddress(nid: number): Promise<Address> {
     const lookup = () =>
-      this.pool.call(this.opts.global, Opcode.X2G_NODES, { role: 'memory' }).then((r) => new Map(r.nodes.map((n) => [n.nid, { host: n.host, port: n.port }])));
+      this.pool.call(this.opts.global, Opcode.X2G_NODES, { role: 'memory' })
+        .then((r) => new Map(r.nodes.map((n) => [n.nid, { host: n.host, port: n.port, alive: n.alive !== false }])));
     this.memoryNodes ??= lookup();
     let a = (await this.memoryNodes).get(nid);
     if (!a) {
@@ -270,12 +277,19 @@ export class ProcessorMonitor {
       a = (await this.memoryNodes).get(nid);
     }
     if (!a) throw new RpcError('EHOSTDOWN', `memory monitor ${nid} is not known to the global monitor`);
-    return a;
+    // A worker with a translation from before the failover: do not dial a node declared dead
+    // (a cut-off one would take a whole connect timeout to say so); it recovers instead.
+    if (!a.alive) throw new RpcError('EHOSTDOWN', `memory monitor ${nid} was declared dead by the global monitor`, { retriable: true });
+    return { host: a.host, port: a.port };
   }
 
   private async connectMemory(nid: number, endpoint: unknown) {
+    const t0 = Date.now();
     const addr = await this.memoryAddress(nid);
-    return this.pool.call(addr, Opcode.P2M_CONNECT, { endpoint: endpoint as never });
+    return this.pool.call(addr, Opcode.P2M_CONNECT, { endpoint: endpoint as never }).catch((err) => {
+      this.log.warn({ err, nid, ms: Date.now() - t0 }, 'could not open a fabric endpoint to a memory monitor');
+      throw err;
+    });
   }
 
   private async usersOf(vnode: number): Promise<Set<number> | undefined> {
