@@ -137,8 +137,12 @@ async function fuzzRpc(addr: Address, secret: string, rand: Rand, c: Counts, whi
     c.rejections += r.errors + (byServer ? 1 : 0);
   });
 
-  // A flood of idle connections held open while the legitimate client is served.
-  const flood = await Promise.all(Array.from({ length: FLOOD }, () => connect(addr).catch(() => undefined)));
+  await flooded(() => connect(addr), c, whileFlooded);
+}
+
+/** A flood of idle connections held open while the legitimate client is served. */
+async function flooded(open: () => Promise<net.Socket>, c: Counts, whileFlooded: () => Promise<void>): Promise<void> {
+  const flood = await Promise.all(Array.from({ length: FLOOD }, () => open().catch(() => undefined)));
   for (const s of flood) s?.on('error', () => undefined);
   c.connections += flood.filter(Boolean).length;
   try {
@@ -254,14 +258,7 @@ async function fuzzFabric(f: FabricTarget, rand: Rand, c: Counts, whileFlooded: 
     c.served += r.ok;
     c.rejections += r.refused + (r.helloRefused ? 1 : 0) + (o.closedByServer ? 1 : 0);
   });
-  const flood = await Promise.all(Array.from({ length: FLOOD }, () => connect(f).catch(() => undefined)));
-  for (const s of flood) s?.on('error', () => undefined);
-  c.connections += flood.filter(Boolean).length;
-  try {
-    await whileFlooded();
-  } finally {
-    for (const s of flood) s?.destroy();
-  }
+  await flooded(() => connect(f), c, whileFlooded);
 }
 
 /** The legitimate client: one connection per monitor and one fabric endpoint, values checked. */
