@@ -108,6 +108,22 @@ if (skip) {
     t.equal(local.view[0], patternByte(SEED, 0), 'other endpoints unaffected');
   });
 
+  t.test('rkeys are not guessable from one another', async (t) => {
+    // 64 registrations on this fabric: every rkey distinct, and (tcp, where we choose them) drawn
+    // at random from 32 bits: no constant stride, high bytes spread. A verbs rkey is the device's
+    // (index plus an 8-bit key on rxe and mlx5), so there only distinctness is ours to check.
+    const mrs = Array.from({ length: 64 }, () => fabric.register(new Uint8Array(64)));
+    t.teardown(() => mrs.forEach((m) => m.close()));
+    const keys = mrs.map((m) => m.rkey >>> 0);
+    t.equal(new Set(keys).size, keys.length, 'all distinct');
+    if (provider === 'tcp') {
+      const strides = new Set(keys.slice(1).map((k, i) => (k - keys[i]!) >>> 0));
+      t.ok(strides.size > 32, `no regular stride (${strides.size} different steps in 63)`);
+      const high = new Set(keys.map((k) => k >>> 24));
+      t.ok(high.size > 24, `high bytes spread over the key space (${high.size} of 64 distinct)`);
+    }
+  });
+
   t.test('tcp: closing the target endpoint drops its connection', { skip: provider !== 'tcp' && 'tcp-only' }, async (t) => {
     const e = fabric.createEndpoint();
     const r = await target.createEndpoint(e.localInfo);
