@@ -355,13 +355,18 @@ export async function status(configPath: string): Promise<ClusterStatus> {
   return { config: abs, up: nodes.some((n) => n.running), startedAt: state.startedAt, nodes };
 }
 
+/**
+ * Where the cluster of `configPath` has its global monitor: the address `legoos up` recorded
+ * here, else (monitors started elsewhere: other machines, `legoos lab up --config`) the config's
+ * own global node when it has a fixed rpcPort.
+ */
 export function globalAddressOf(configPath: string): Address {
   const state = readState(configPath);
   const g = state?.nodes.find((n) => n.role === 'global');
-  if (!g || g.port === 0) {
-    throw new LegoError('ENOTUP', `no running cluster for ${path.resolve(configPath)} (no ${statePath(configPath)}); start one with \`legoos up\``);
-  }
-  return { host: g.host, port: g.port };
+  if (g && g.port !== 0) return { host: g.host, port: g.port };
+  const fixed = globalNode(loadConfig(configPath));
+  if (!state && fixed.rpcPort !== 0) return { host: fixed.host, port: fixed.rpcPort };
+  throw new LegoError('ENOTUP', `no running cluster for ${path.resolve(configPath)} (no ${statePath(configPath)}, and its global node has no fixed rpcPort); start one with \`legoos up\``);
 }
 
 export function configExists(p: string): boolean {

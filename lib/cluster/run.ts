@@ -62,7 +62,10 @@ export async function runProgram(c: ClusterClientOptions, opts: RunOptions): Pro
   const program = resolveProgram(opts.program);
   const nid = clientNid();
   const timeoutMs = c.timeoutMs ?? 10_000;
-  const global = await RpcClient.connect({ ...c.global, nid, secret: c.secret, timeoutMs });
+  const global = await RpcClient.connect({ ...c.global, nid, secret: c.secret, timeoutMs }).catch((err: { code?: string; message?: string }) => {
+    if (err.code !== 'ECONNREFUSED' && err.code !== 'ETIMEDOUT' && err.code !== 'EHOSTUNREACH') throw err;
+    throw new RpcError(err.code, `no global monitor answers at ${c.global.host}:${c.global.port} (${err.message}): is the cluster up? (\`legoos up\`, \`legoos lab up --config\`, or \`legoos monitor\` on each machine)`, { cause: err });
+  });
   let proc: RpcClient | undefined;
   const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
   try {

@@ -3,12 +3,11 @@ import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { LegoError } from '../../errors.js';
-import { clusterSecret, globalNode, loadConfig, removeNodeState, writeNodeState, type Config, type Role } from '../../config/index.js';
+import { clusterSecret, loadConfig, removeNodeState, writeNodeState, type Config, type Role } from '../../config/index.js';
 import type { MonitorHandle, MonitorOptions } from '../../monitors/common/types.js';
 import { Opcode, RpcClient, type Address } from '../../net/index.js';
 import { clientNid, down, globalAddressOf, status, up } from '../../cluster/local.js';
 import { formatStats, runProgram } from '../../cluster/run.js';
-import { globalAddressOf as configGlobalAddress } from '../../monitors/common/global-address.js';
 
 const DEFAULT_CONFIG = 'cluster.yaml';
 
@@ -173,18 +172,6 @@ export function register(program: Command): void {
       }
     });
 
-  // A cluster `legoos up` started here is found by its state; one whose monitors were started
-  // elsewhere (`legoos monitor` on other machines, `legoos lab up --config`) by the config's
-  // fixed global address.
-  const runTarget = (abs: string, cfg: Config): Address => {
-    try {
-      return globalAddressOf(abs);
-    } catch (err) {
-      if ((err as { code?: string }).code !== 'ENOTUP' || globalNode(cfg).rpcPort === 0) throw err;
-      return configGlobalAddress(cfg);
-    }
-  };
-
   program
     .command('run')
     .description("run a program in a vNode of the running cluster; prints its output, exits with its exit code, statistics to stderr")
@@ -199,7 +186,7 @@ export function register(program: Command): void {
       const abs = configPath(o.config);
       const cfg = loadConfig(abs);
       const r = await runProgram(
-        { global: runTarget(abs, cfg), secret: clusterSecret(cfg) },
+        { global: globalAddressOf(abs), secret: clusterSecret(cfg) },
         { vnode: o.vnode, user: o.user, program: prog, args, stdout: (b) => process.stdout.write(b), stderr: (b) => process.stderr.write(b) },
       );
       if (!o.quiet) process.stderr.write(formatStats(r) + '\n');
