@@ -72,7 +72,8 @@ function efault(vaddr: number, length: number): SyscallError {
   return new SyscallError('EFAULT', `bad address 0x${Number.isFinite(vaddr) ? vaddr.toString(16) : String(vaddr)} (length ${length})`);
 }
 
-// Futex-style lock word (0 free, 1 held, 2 held with waiters), shared by every thread.
+// Futex-style mutex ("Futexes are tricky", mutex #2): 0 free, 1 held, 2 held with waiters; the
+// word lives in shared memory, so every thread (attached or not) takes the same lock.
 function lockWord(a: Int32Array, i: number): void {
   if (Atomics.compareExchange(a, i, 0, 1) === 0) return;
   for (let s = 0; s < 100; s++) {
@@ -86,6 +87,31 @@ function unlockWord(a: Int32Array, i: number): void {
     Atomics.store(a, i, 0);
     Atomics.notify(a, i, 1);
   }
+}
+
+/**
+ * Invalidate the translations of `asid` whose chunk lies in [c0, c1], under the translation lock;
+ * returns how many. Works on the shared views directly, so a thread that never attached (the
+ * processor's main thread) can call it as well as an attached cache.
+ */
+function dropTranslations(g: Geometry, meta: Int32Array, tx: Float64Array, txi: Int32Array, asid: number, c0: number, c1: number): number {
+  const stride = TX_HEAD + 4 * g.maxReplicas;
+  let n = 0;
+  lockWord(meta, M_TX_LOCK);
+  try {
+    for (let e = 0; e < g.translationEntries; e++) {
+      const ti = e * TXI_STRIDE;
+      const tb = e * stride;
+      if (txi[ti + TXI_VALID] === 1 && tx[tb] === asid && tx[tb + 1]! >= c0 && tx[tb + 1]! <= c1) {
+        txi[ti + TXI_VALID] = 0;
+        txi[ti + TXI_VERSION] = (txi[ti + TXI_VERSION]! + 1) | 0;
+        n++;
+      }
+    }
+  } finally {
+    unlockWord(meta, M_TX_LOCK);
+  }
+  return n;
 }
 
 export class ExCache {
@@ -250,7 +276,7 @@ export class ExCache {
     const g = this.geometry;
     const t = this.asidTable;
     for (let i = 0; i < g.maxAsids; i++) if (Atomics.load(t, i) === asid) return i;
-    this.lockWord(this.meta, M_ASID_LOCK);
+    lockWord(this.meta, M_ASID_LOCK);
     try {
       for (let i = 0; i < g.maxAsids; i++) {
         const a = Atomics.load(t, i);
@@ -262,20 +288,11 @@ export class ExCache {
       }
       return g.maxAsids; // overflow row
     } finally {
-      this.unlockWord(this.meta, M_ASID_LOCK);
+      unlockWord(this.meta, M_ASID_LOCK);
     }
   }
 
   // ---- locks --------------------------------------------------------------------------------
-
-  /** Futex-style mutex ("Futexes are tricky", mutex #2): 0 free, 1 held, 2 held with waiters. */
-  private lockWord(a: Int32Array, i: number): void {
-    lockWord(a, i);
-  }
-
-  private unlockWord(a: Int32Array, i: number): void {
-    unlockWord(a, i);
-  }
 
   /**
    * Drop every cached translation of `asid` straight in the shared state, without attaching a
@@ -283,26 +300,9 @@ export class ExCache {
    */
   static invalidateTranslationsIn(state: SharedCacheState, asid: number): number {
     const g = state.geometry;
-    const meta = new Int32Array(state.meta);
-    const tx = new Float64Array(state.tx);
-    const txi = new Int32Array(state.txi);
-    const stride = TX_HEAD + 4 * g.maxReplicas;
-    let n = 0;
-    lockWord(meta, M_TX_LOCK);
-    try {
-      for (let e = 0; e < g.translationEntries; e++) {
-        const ti = e * TXI_STRIDE;
-        if (txi[ti + TXI_VALID] === 1 && tx[e * stride] === asid) {
-          txi[ti + TXI_VALID] = 0;
-          txi[ti + TXI_VERSION] = (txi[ti + TXI_VERSION]! + 1) | 0;
-          n++;
-        }
-      }
-    } finally {
-      unlockWord(meta, M_TX_LOCK);
-    }
-    return n;
+    return dropTranslations(g, new Int32Array(state.meta), new Float64Array(state.tx), new Int32Array(state.txi), asid, 0, Math.floor((MAX_VADDR - 1) / g.chunkSize));
   }
+
 
   /** Wait until way `w` is no longer at odd seq `s` (a writer owns it). */
   waitWay(w: number, s: number): void {
@@ -344,7 +344,7 @@ export class ExCache {
     const tx = this.tx;
     const ti = e * TXI_STRIDE;
     const tb = e * this.txStride;
-    this.lockWord(this.meta, M_TX_LOCK);
+    lockWord(this.meta, M_TX_LOCK);
     try {
       let t: Translation;
       if (this.txi[ti + TXI_VALID] === 1 && tx[tb] === asid && tx[tb + 1] === chunk) {
@@ -391,7 +391,7 @@ export class ExCache {
       }
       return t;
     } finally {
-      this.unlockWord(this.meta, M_TX_LOCK);
+      unlockWord(this.meta, M_TX_LOCK);
     }
   }
 
@@ -422,25 +422,9 @@ export class ExCache {
   /** Drop cached translations of `asid` (all, or the chunks overlapping [vaddr, vaddr+len)). */
   invalidateTranslations(asid: number, vaddr = 0, len = MAX_VADDR): number {
     const g = this.geometry;
-    const c0 = Math.floor(vaddr / g.chunkSize);
-    const c1 = Math.floor((vaddr + len - 1) / g.chunkSize);
-    let n = 0;
-    this.lockWord(this.meta, M_TX_LOCK);
-    try {
-      for (let e = 0; e < g.translationEntries; e++) {
-        const ti = e * TXI_STRIDE;
-        const tb = e * this.txStride;
-        if (this.txi[ti + TXI_VALID] === 1 && this.tx[tb] === asid && this.tx[tb + 1]! >= c0 && this.tx[tb + 1]! <= c1) {
-          this.txi[ti + TXI_VALID] = 0;
-          this.txi[ti + TXI_VERSION] = (this.txi[ti + TXI_VERSION]! + 1) | 0;
-          n++;
-        }
-      }
-    } finally {
-      this.unlockWord(this.meta, M_TX_LOCK);
-    }
-    return n;
+    return dropTranslations(g, this.meta, this.tx, this.txi, asid, Math.floor(vaddr / g.chunkSize), Math.floor((vaddr + len - 1) / g.chunkSize));
   }
+
 
   // ---- miss path ----------------------------------------------------------------------------
 
@@ -454,7 +438,7 @@ export class ExCache {
     const set = this.setOf(line);
     const base = set * g.ways;
     const tags = this.tags;
-    this.lockWord(this.setLocks, set);
+    lockWord(this.setLocks, set);
     try {
       for (let w = base; w < base + g.ways; w++) if (tags[w] === line && this.lineAsid[w] === asid) return -1;
       const st = this.statsArr;
@@ -525,7 +509,7 @@ export class ExCache {
       }
       return w;
     } finally {
-      this.unlockWord(this.setLocks, set);
+      unlockWord(this.setLocks, set);
     }
   }
 
@@ -545,7 +529,7 @@ export class ExCache {
     const l1 = Math.floor((vaddr + len - 1) / g.lineSize);
     const visitSet = (set: number): void => {
       const base = set * g.ways;
-      this.lockWord(this.setLocks, set);
+      lockWord(this.setLocks, set);
       try {
         for (let w = base; w < base + g.ways; w++) {
           const line = this.tags[w]!;
@@ -575,7 +559,7 @@ export class ExCache {
           }
         }
       } finally {
-        this.unlockWord(this.setLocks, set);
+        unlockWord(this.setLocks, set);
       }
     };
     if (l1 - l0 + 1 < g.sets) {
