@@ -452,6 +452,9 @@ class GlobalMonitor {
   private async exit(p: Req<typeof Opcode.P2G_PROCESS_EXIT>, srcNid: number): Promise<void> {
     const r = this.proc(p.vnode, p.pid);
     if (srcNid !== r.processorNid && srcNid !== r.homeNid) throw new SyscallError('EACCES', `node ${srcNid} does not run process ${p.pid}`);
+    // Only here: a reaped process's threads went when its processor's count was zeroed at death.
+    const pm = this.members.get(r.processorNid)!;
+    pm.threads = Math.max(0, pm.threads - r.threads);
     await this.release(r, 'exited');
   }
 
@@ -459,9 +462,6 @@ class GlobalMonitor {
   private async release(r: ProcessRecord, why: string): Promise<void> {
     if (this.processes.get(r.pid) !== r) return;
     this.processes.delete(r.pid);
-    // A dead processor's thread count was zeroed when it died (it may run new processes since).
-    const pm = this.members.get(r.processorNid)!;
-    if (why === 'exited') pm.threads = Math.max(0, pm.threads - r.threads);
     const home = this.members.get(r.homeNid)!;
     home.homeProcesses = Math.max(0, home.homeProcesses - 1);
     for (const v of r.vregions.values()) this.uncommit(v, v.committed);

@@ -109,9 +109,8 @@ class MemoryMonitor {
   private readonly alloc: ChunkAllocator;
   private readonly home = new Map<string, HomeProcess>();
   private readonly owned = new Map<string, OwnedProcess>();
-  private readonly endpoints = new Set<Endpoint>();
-  /** Who opened each endpoint (P2M_CONNECT), so a dead processor's endpoints can be closed. */
-  private readonly endpointOwner = new Map<Endpoint, number>();
+  /** Open fabric endpoints and the node that opened each (P2M_CONNECT), so a dead processor's can be closed. */
+  private readonly endpoints = new Map<Endpoint, number>();
   private readonly vregionSize: number;
   private readonly chunkSize: number;
   private readonly globalNid: number;
@@ -223,35 +222,24 @@ class MemoryMonitor {
     await this.persist?.stop();
     this.pool.close();
     await this.server.close();
-    for (const ep of this.endpoints) ep.close();
-    this.endpoints.clear();
+    this.closeEndpoints();
     this.fabric?.close();
   }
 
-  private closeEndpoints(): void {
-    for (const ep of this.endpoints) {
-      try {
-        ep.close();
-      } catch {
-        // already torn down
-      }
-    }
-    this.endpoints.clear();
-    this.endpointOwner.clear();
-  }
-
-  /** Close the endpoints processor `nid` opened (it died; a late one-sided access must fail). */
-  private closeEndpointsOf(nid: number): number {
+  /**
+   * Close every endpoint, or those processor `nid` opened (it died: a late one-sided access must
+   * fail). Returns how many.
+   */
+  private closeEndpoints(nid?: number): number {
     let n = 0;
-    for (const [ep, owner] of this.endpointOwner) {
-      if (owner !== nid) continue;
+    for (const [ep, owner] of this.endpoints) {
+      if (nid !== undefined && owner !== nid) continue;
       try {
         ep.close();
       } catch {
         // already torn down
       }
       this.endpoints.delete(ep);
-      this.endpointOwner.delete(ep);
       n++;
     }
     return n;
@@ -654,8 +642,7 @@ class MemoryMonitor {
         ep.close();
         throw err;
       }
-      this.endpoints.add(ep);
-      this.endpointOwner.set(ep, ctx.srcNid);
+      this.endpoints.set(ep, ctx.srcNid);
       const r = this.region;
       return { endpoint: ep.localInfo, region: { nid: this.nid, addr: r.addr.toString(), length: r.length, rkey: r.rkey } };
     });
@@ -737,7 +724,7 @@ class MemoryMonitor {
     });
     s.handle(Opcode.G2M_PROCESSOR_DEAD, (req, ctx) => {
       this.requireGlobal(ctx.srcNid);
-      const closedEndpoints = this.closeEndpointsOf(req.nid);
+      const closedEndpoints = this.closeEndpoints(req.nid);
       this.log.warn({ processorNid: req.nid, closedEndpoints }, 'processor died: its fabric endpoints closed');
       return { closedEndpoints };
     });
