@@ -110,11 +110,13 @@ function spawnMonitor(configPath: string, role: Role, nid: number, global: Addre
   }
 }
 
-async function ping(cfg: Config, addr: Address, timeoutMs: number): Promise<boolean> {
+/** An authenticated ping; `more`, if given, asks something else on the same connection (best effort). */
+async function ping(cfg: Config, addr: Address, timeoutMs: number, more?: (c: RpcClient) => Promise<void>): Promise<boolean> {
   let c: RpcClient | undefined;
   try {
     c = await RpcClient.connect({ ...addr, nid: clientNid(), secret: clusterSecret(cfg), timeoutMs });
     await c.call(Opcode.X_PING, {}, { timeoutMs });
+    await more?.(c).catch(() => undefined);
     return true;
   } catch {
     return false;
@@ -294,6 +296,8 @@ export interface NodeStatus extends NodeRecord {
   running: boolean;
   /** Its network namespace is cut off (`legoos chaos cut`). */
   cut?: boolean;
+  /** Memory monitors: the secondary's persistence log to storage (P2M_STAT.persist). */
+  persist?: Record<string, number>;
   /** It answered an authenticated ping. */
   responding: boolean;
   /** What the global monitor says (alive = heartbeating). */
@@ -324,12 +328,15 @@ export async function status(configPath: string): Promise<ClusterStatus> {
   }
   const ns = readNetnsRecord(abs);
   const nodes: NodeStatus[] = await Promise.all(
-    state.nodes.map(async (n) => ({
-      ...n,
-      running: pidAlive(n.pid),
-      responding: n.port > 0 && pidAlive(n.pid) && (await ping(cfg, n, 1000)),
-      ...(ns ? { cut: ns.nodes.find((x) => x.nid === n.nid)?.cut === true } : {}),
-    })),
+    state.nodes.map(async (n) => {
+      const s: NodeStatus = { ...n, running: pidAlive(n.pid), responding: false, ...(ns ? { cut: ns.nodes.find((x) => x.nid === n.nid)?.cut === true } : {}) };
+      const stat = async (c: RpcClient) => {
+        const st = await c.call(Opcode.P2M_STAT, {}, { timeoutMs: 2000 });
+        if (st.persist) s.persist = st.persist;
+      };
+      s.responding = n.port > 0 && s.running && (await ping(cfg, n, 1000, n.role === 'memory' ? stat : undefined));
+      return s;
+    }),
   );
   const g = nodes.find((n) => n.role === 'global');
   if (g?.responding) {

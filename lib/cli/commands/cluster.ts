@@ -5,8 +5,8 @@ import cliProgress from 'cli-progress';
 import { LegoError } from '../../errors.js';
 import { clusterSecret, loadConfig, removeNodeState, writeNodeState, type Config, type Role } from '../../config/index.js';
 import type { MonitorHandle, MonitorOptions } from '../../monitors/common/types.js';
-import { Opcode, RpcClient, type Address } from '../../net/index.js';
-import { clientNid, down, globalAddressOf, status, up } from '../../cluster/local.js';
+import type { Address } from '../../net/index.js';
+import { down, globalAddressOf, status, up } from '../../cluster/local.js';
 import { formatStats, runProgram } from '../../cluster/run.js';
 
 const DEFAULT_CONFIG = 'cluster.yaml';
@@ -127,29 +127,8 @@ export function register(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (o: { config?: string; json?: boolean }) => {
       const s = await status(configPath(o.config));
-      // The secondaries' persistence logs (memory monitors report them in P2M_STAT).
-      const persist = new Map<number, Record<string, number>>();
-      if (s.up) {
-        const cfg = loadConfig(configPath(o.config));
-        await Promise.all(
-          s.nodes
-            .filter((n) => n.role === 'memory' && n.responding)
-            .map(async (n) => {
-              const c = await RpcClient.connect({ host: n.host, port: n.port, nid: clientNid(), secret: clusterSecret(cfg), timeoutMs: 2000 }).catch(() => undefined);
-              if (!c) return;
-              try {
-                const st = await c.call(Opcode.P2M_STAT, {}, { timeoutMs: 2000 });
-                if (st.persist) persist.set(n.nid, st.persist);
-              } catch {
-                // status reports what it can
-              } finally {
-                c.close();
-              }
-            }),
-        );
-      }
       if (o.json) {
-        process.stdout.write(JSON.stringify({ ...s, nodes: s.nodes.map((n) => (persist.has(n.nid) ? { ...n, persist: persist.get(n.nid) } : n)) }, null, 2) + '\n');
+        process.stdout.write(JSON.stringify(s, null, 2) + '\n');
         return;
       }
       if (!s.up) {
@@ -162,7 +141,7 @@ export function register(program: Command): void {
         const load = n.role === 'processor' && n.threads !== undefined ? ` threads ${n.threads}` : n.freeBytes !== undefined ? ` free ${(n.freeBytes / 2 ** 20).toFixed(0)}/${((n.capacityBytes ?? 0) / 2 ** 20).toFixed(0)} MiB` : '';
         const state = n.cut ? 'CUT' : !n.running ? 'DEAD' : !n.responding ? 'NOT RESPONDING' : n.alive === false ? 'UNHEALTHY' : 'up';
         process.stdout.write(`  ${n.role.padEnd(9)} nid ${String(n.nid).padEnd(4)} pid ${String(n.pid).padEnd(8)} ${n.host}:${n.port}  ${state}${load}\n`);
-        const p = persist.get(n.nid);
+        const p = n.persist;
         if (p) {
           const mib = (b: number | undefined) => ((b ?? 0) / 2 ** 20).toFixed(1);
           process.stdout.write(
