@@ -446,6 +446,15 @@ Napi::Value EndpointWrap::Close(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// uv_close stops an active handle before closing it.
+template <typename B>
+void EndpointWrap::close_box(B*& box) {
+  if (!box) return;
+  box->owner = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(&box->handle), [](uv_handle_t* h) { delete static_cast<B*>(h->data); });
+  box = nullptr;
+}
+
 void EndpointWrap::close_native(bool reject_pending) {
   if (closed_) return;
   closed_ = true;
@@ -463,25 +472,10 @@ void EndpointWrap::close_native(bool reject_pending) {
     for (auto& kv : pending_) kv.second.deferred.Reject(to_js(env, Error::from_wc(kWcWrFlushErr, 0, kv.first)).Value());
   }
   pending_.clear();
-  if (poll_) {
-    poll_->owner = nullptr;
-    uv_poll_stop(&poll_->handle);
-    uv_close(reinterpret_cast<uv_handle_t*>(&poll_->handle), [](uv_handle_t* h) { delete static_cast<PollBox*>(h->data); });
-    poll_ = nullptr;
-  }
-  if (idle_) {
-    idle_->owner = nullptr;
-    uv_idle_stop(&idle_->handle);
-    uv_close(reinterpret_cast<uv_handle_t*>(&idle_->handle), [](uv_handle_t* h) { delete static_cast<IdleBox*>(h->data); });
-    idle_ = nullptr;
-    idle_on_ = false;
-  }
-  if (timer_) {
-    timer_->owner = nullptr;
-    uv_timer_stop(&timer_->handle);
-    uv_close(reinterpret_cast<uv_handle_t*>(&timer_->handle), [](uv_handle_t* h) { delete static_cast<TimerBox*>(h->data); });
-    timer_ = nullptr;
-  }
+  close_box(poll_);
+  close_box(idle_);
+  idle_on_ = false;
+  close_box(timer_);
   ep_->close();
   if (self_ref_ && reject_pending) Unref();
   self_ref_ = false;

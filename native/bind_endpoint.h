@@ -24,18 +24,18 @@ class EndpointWrap : public Napi::ObjectWrap<EndpointWrap> {
     Napi::Reference<Napi::Object> mr;  // keeps the local bytes alive until completion
     const uint8_t* atomic_result;      // atomics resolve with the old 8-byte value
   };
-  struct PollBox {
-    uv_poll_t handle;
+  // A libuv handle and the wrap it calls back; the owner is cleared at close, and the box is
+  // freed by uv_close's callback (the handle outlives the wrap until the loop lets it go).
+  template <typename Handle>
+  struct Box {
+    Handle handle;
     EndpointWrap* owner;
   };
-  struct TimerBox {
-    uv_timer_t handle;
-    EndpointWrap* owner;
-  };
-  struct IdleBox {
-    uv_idle_t handle;
-    EndpointWrap* owner;
-  };
+  using PollBox = Box<uv_poll_t>;
+  using TimerBox = Box<uv_timer_t>;
+  using IdleBox = Box<uv_idle_t>;
+  template <typename B>
+  static void close_box(B*& box);
   friend class ConnectWorker;
 
   Napi::Value GetLocalInfo(const Napi::CallbackInfo& info);
