@@ -3,12 +3,13 @@
 // .legoos/logs/<role>-<nid>.log next to the config, with pid + address recorded in
 // .legoos/state.json. Processes are only ever stopped by the PIDs recorded here.
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, LegoError } from '../errors.js';
 import { clusterSecret, globalNode, loadConfig, logDir, readNodeStates, stateDir, type Config, type Role } from '../config/index.js';
 import { Opcode, RpcClient, type Address } from '../net/index.js';
+import { readJsonFile, writeJsonFile } from '../state-file.js';
 import { createNetns, destroyNetns, inNetns, readNetnsRecord } from './netns.js';
 
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -41,19 +42,11 @@ export function statePath(configPath: string): string {
 }
 
 export function readState(configPath: string): ClusterState | undefined {
-  try {
-    return JSON.parse(readFileSync(statePath(configPath), 'utf8')) as ClusterState;
-  } catch {
-    return undefined;
-  }
+  return readJsonFile<ClusterState>(statePath(configPath));
 }
 
 function writeState(configPath: string, s: ClusterState): void {
-  const file = statePath(configPath);
-  mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(s, null, 2) + '\n');
-  renameSync(tmp, file);
+  writeJsonFile(statePath(configPath), s);
 }
 
 export function pidAlive(pid: number): boolean {

@@ -13,11 +13,12 @@
 // failure path of `up`) removes it even after a crash half-way through.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml, stringify } from 'yaml';
 import { ConfigError, LegoError } from '../errors.js';
 import { stateDir } from '../config/index.js';
+import { readJsonFile, writeJsonFile } from '../state-file.js';
 
 export const NETNS_FIX = 'run as root (CAP_NET_ADMIN) with iproute2 installed (`apt-get install iproute2`), or start without --netns';
 
@@ -47,19 +48,11 @@ export function netnsRecordPath(configPath: string): string {
 }
 
 export function readNetnsRecord(configPath: string): NetnsRecord | undefined {
-  try {
-    return JSON.parse(readFileSync(netnsRecordPath(configPath), 'utf8')) as NetnsRecord;
-  } catch {
-    return undefined;
-  }
+  return readJsonFile<NetnsRecord>(netnsRecordPath(configPath));
 }
 
 function writeRecord(configPath: string, r: NetnsRecord): void {
-  const file = netnsRecordPath(configPath);
-  mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(r, null, 2) + '\n');
-  renameSync(tmp, file);
+  writeJsonFile(netnsRecordPath(configPath), r);
 }
 
 /** Run `ip …`; throws a LegoError carrying ip's own message and the fix. */

@@ -1,9 +1,10 @@
 // Load and validate cluster.yaml; helpers every monitor and the CLI share.
-import { readFileSync, mkdirSync, writeFileSync, readdirSync, rmSync, renameSync } from 'node:fs';
+import { readFileSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import { writeJsonFile } from '../state-file.js';
 import { ConfigSchema, type CacheConfig, type Config, type NodeConfig, type Role } from './schema.js';
 
 export * from './schema.js';
@@ -137,10 +138,7 @@ export function writeNodeState(configPath: string, s: NodeState): string {
   const dir = path.join(stateDir(configPath), 'nodes');
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${s.nid}.json`);
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(s, null, 2) + '\n');
-  // rename is atomic: readers never see half a file
-  renameSync(tmp, file);
+  writeJsonFile(file, s);
   return file;
 }
 

@@ -2,9 +2,10 @@
 // the host root shared read-only and a writable share that also carries the command channel.
 // All QEMU PIDs are recorded in a state file the moment they start, so `down` (or a failed
 // `up`) stops exactly what was started.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { logger } from '../log.js';
+import { readJsonFile, writeJsonFile } from '../state-file.js';
 import { buildImage, LabError, type GuestImage } from './image.js';
 import { execInShare, type ExecOptions, type ExecResult } from './exec.js';
 import { projectRoot, stateDir } from './paths.js';
@@ -61,17 +62,11 @@ function stateFile(): string {
 }
 
 export function readState(): LabState | undefined {
-  try {
-    return JSON.parse(readFileSync(stateFile(), 'utf8')) as LabState;
-  } catch {
-    return undefined;
-  }
+  return readJsonFile<LabState>(stateFile());
 }
 
 function writeState(s: LabState): void {
-  mkdirSync(stateDir(), { recursive: true });
-  writeFileSync(`${stateFile()}.tmp`, JSON.stringify(s, null, 2) + '\n');
-  renameSync(`${stateFile()}.tmp`, stateFile());
+  writeJsonFile(stateFile(), s);
 }
 
 function memAvailableMiB(): number {
