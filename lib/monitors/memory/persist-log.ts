@@ -97,14 +97,14 @@ export class PersistLog {
   private readonly deletes: { vnode: number; prefix: string }[] = [];
   /** Processes something was put to storage for (their files are deleted when they exit). */
   private readonly persisted = new Set<string>();
-  private lastErrorLog = 0;
+  /** When each kind of repeated warning was last logged (at most one line per kind per 5 s). */
+  private readonly lastWarned = { error: 0, full: 0 };
   private bytes = 0;
   private readonly zeroHash: string;
   private scanCursor: string[] = [];
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> | null = null;
   private stopped = false;
-  private lastBackPressureLog = 0;
   private readonly counters = { loggedBytes: 0, logged: 0, coalesced: 0, deferred: 0, discarded: 0, flushedBytes: 0, flushed: 0, putErrors: 0, scannedBytes: 0 };
 
   constructor(private readonly o: PersistLogOptions) {
@@ -207,11 +207,7 @@ export class PersistLog {
     } else {
       if (this.entries.size >= this.o.logEntries || this.bytes + view.byteLength > this.o.logBytes) {
         this.counters.deferred++;
-        const now = Date.now();
-        if (now - this.lastBackPressureLog > 5000) {
-          this.lastBackPressureLog = now;
-          this.o.log.warn({ logBytes: this.bytes, logEntries: this.entries.size, deferred: this.counters.deferred }, 'persistence log full: changed chunks wait for the flusher (back-pressure)');
-        }
+        this.warnRarely('full', { logBytes: this.bytes, logEntries: this.entries.size, deferred: this.counters.deferred }, 'persistence log full: changed chunks wait for the flusher (back-pressure)');
         return false;
       }
       this.entries.set(k, { t, data: view.slice() });
@@ -222,12 +218,12 @@ export class PersistLog {
     return true;
   }
 
-  /** A dead storage monitor fails every tick: one line per 5 s, not per tick. */
-  private warnRarely(o: object, msg: string): void {
+  /** A full log or a dead storage monitor repeats every tick: one line per 5 s, not per tick. */
+  private warnRarely(kind: keyof PersistLog['lastWarned'], o: object, msg: string): void {
     const now = Date.now();
-    if (now - this.lastErrorLog < 5000) return;
-    this.lastErrorLog = now;
-    this.o.log.warn({ ...o, putErrors: this.counters.putErrors }, msg);
+    if (now - this.lastWarned[kind] < 5000) return;
+    this.lastWarned[kind] = now;
+    this.o.log.warn(o, msg);
   }
 
   private kick(): void {
@@ -261,7 +257,7 @@ export class PersistLog {
           this.deletes.shift();
         } catch (err) {
           this.counters.putErrors++;
-          this.warnRarely({ err, prefix: del.prefix }, 'persisted copies of an exited process not deleted (retried)');
+          this.warnRarely('error', { err, prefix: del.prefix, putErrors: this.counters.putErrors }, 'persisted copies of an exited process not deleted (retried)');
           return;
         }
         continue;
@@ -291,7 +287,7 @@ export class PersistLog {
           // No room: forget we logged it, so a later scan logs the chunk again.
           t.hash = '';
         }
-        this.warnRarely({ err, key }, 'persisting a replica chunk to storage failed (retried)');
+        this.warnRarely('error', { err, key, putErrors: this.counters.putErrors }, 'persisting a replica chunk to storage failed (retried)');
         return;
       }
     }
