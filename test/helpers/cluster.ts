@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { clusterSecret } from '../../lib/config/index.js';
 import { destroyNetns, pidAlive, readState, startLocalCluster, startMonitor, stopNodes, type LocalCluster, type NodeRecord, type TemplateOptions } from '../../lib/cluster/index.js';
-import { RpcClient, Opcode } from '../../lib/net/index.js';
+import { RpcClient, Opcode, type ReqIn, type Res } from '../../lib/net/index.js';
 
 export interface TestCluster extends LocalCluster {
   readonly dir: string;
@@ -17,6 +17,8 @@ export interface TestCluster extends LocalCluster {
   /** SIGKILL one monitor by its PID; resolves when it is gone. */
   kill(nid: number): Promise<void>;
   restart(nid: number): Promise<NodeRecord>;
+  /** One authenticated request to monitor `nid` on a connection of its own. */
+  call<O extends Opcode>(nid: number, op: O, payload: ReqIn<O>): Promise<Res<O>>;
   /** Authenticated X_PING to a monitor; resolves to its role or rejects. */
   ping(nid: number): Promise<string | undefined>;
 }
@@ -64,6 +66,15 @@ export async function startCluster(t: Teardown, opts: TemplateOptions & { netns?
     if (!n) throw new Error(`no node ${nid}`);
     return n;
   };
+  const call = async <O extends Opcode>(nid: number, op: O, payload: ReqIn<O>): Promise<Res<O>> => {
+    const n = node(nid);
+    const c = await RpcClient.connect({ host: n.host, port: n.port, nid: 0xfffe0000, secret: clusterSecret(cluster.config), timeoutMs: 3000 });
+    try {
+      return await c.call(op, payload);
+    } finally {
+      c.close();
+    }
+  };
   return Object.assign(Object.create(null) as object, cluster, {
     dir,
     nodes,
@@ -75,14 +86,7 @@ export async function startCluster(t: Teardown, opts: TemplateOptions & { netns?
       for (let i = 0; i < 200 && pidAlive(pid); i++) await new Promise((r) => setTimeout(r, 25));
     },
     restart: (nid: number) => startMonitor(cluster.configPath, nid, { env: { LEGOOS_LOG_LEVEL: 'warn' } }),
-    ping: async (nid: number) => {
-      const n = node(nid);
-      const c = await RpcClient.connect({ host: n.host, port: n.port, nid: 0xfffe0000, secret: clusterSecret(cluster.config), timeoutMs: 3000 });
-      try {
-        return (await c.call(Opcode.X_PING, {})).role;
-      } finally {
-        c.close();
-      }
-    },
+    call,
+    ping: async (nid: number) => (await call(nid, Opcode.X_PING, {})).role,
   }) as TestCluster;
 }

@@ -2,8 +2,7 @@
 // test: start it on a cluster, wait for acknowledged progress, stop it, and read its verdict.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { clusterSecret } from '../../lib/config/index.js';
-import { Opcode, RpcClient } from '../../lib/net/index.js';
+import { Opcode } from '../../lib/net/index.js';
 import { fixture, type TestCluster } from './cluster.js';
 
 /** `p`, or a rejection naming `what` after `ms`. */
@@ -69,12 +68,6 @@ export function runCounters(cluster: TestCluster, args: string[]) {
 }
 
 /** P2M_STAT of a memory monitor (chunks held, processes homed, times fenced). */
-export async function memStat(cluster: TestCluster, nid: number) {
-  const n = cluster.node(nid);
-  const c = await RpcClient.connect({ host: n.host, port: n.port, nid: 0xfffe0001, secret: clusterSecret(cluster.config), timeoutMs: 2000 });
-  try {
-    return await c.call(Opcode.P2M_STAT, {});
-  } finally {
-    c.close();
-  }
+export function memStat(cluster: TestCluster, nid: number) {
+  return cluster.call(nid, Opcode.P2M_STAT, {});
 }

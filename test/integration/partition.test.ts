@@ -8,9 +8,8 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { clusterSecret } from '../../lib/config/index.js';
 import { netnsSupport, readNetnsRecord } from '../../lib/cluster/index.js';
-import { Opcode, RpcClient } from '../../lib/net/index.js';
+import { Opcode } from '../../lib/net/index.js';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
 import { memStat, runCounters } from '../helpers/counters.js';
 
@@ -18,12 +17,8 @@ const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function globalView(cluster: TestCluster, nid: number) {
-  const c = await RpcClient.connect({ ...cluster.global, nid: 0xfffe0002, secret: clusterSecret(cluster.config), timeoutMs: 3000 });
-  try {
-    return (await c.call(Opcode.X2G_NODES, {})).nodes.find((n) => n.nid === nid);
-  } finally {
-    c.close();
-  }
+  const g = cluster.nodes().find((n) => n.role === 'global')!;
+  return (await cluster.call(g.nid, Opcode.X2G_NODES, {})).nodes.find((n) => n.nid === nid);
 }
 
 /** Poll `probe` every 100 ms until it returns true or `ms` passed; resolves with the elapsed ms or -1. */

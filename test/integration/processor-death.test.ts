@@ -5,27 +5,16 @@
 //  - a dead storage monitor gives programs a clear error code on file syscalls while memory keeps
 //    working.
 import t from 'tap';
-import { clusterSecret } from '../../lib/config/index.js';
-import { Opcode, RpcClient } from '../../lib/net/index.js';
+import { Opcode } from '../../lib/net/index.js';
 import { fixture, startCluster, type TestCluster } from '../helpers/cluster.js';
-
-async function call<T>(cluster: TestCluster, nid: number, f: (c: RpcClient) => Promise<T>): Promise<T> {
-  const n = cluster.node(nid);
-  const c = await RpcClient.connect({ host: n.host, port: n.port, nid: 0xfffe0002, secret: clusterSecret(cluster.config), timeoutMs: 3000 });
-  try {
-    return await f(c);
-  } finally {
-    c.close();
-  }
-}
 
 /** Per memory monitor: [nid, chunks used (its own view), bytes committed on it (global's view)]. */
 async function memoryUse(cluster: TestCluster): Promise<[number, number, number][]> {
   const g = cluster.nodes().find((n) => n.role === 'global')!;
-  const nodes = (await call(cluster, g.nid, (c) => c.call(Opcode.X2G_NODES, { role: 'memory' }))).nodes;
+  const nodes = (await cluster.call(g.nid, Opcode.X2G_NODES, { role: 'memory' })).nodes;
   const out: [number, number, number][] = [];
   for (const n of nodes) {
-    const st = await call(cluster, n.nid, (c) => c.call(Opcode.P2M_STAT, {}));
+    const st = await cluster.call(n.nid, Opcode.P2M_STAT, {});
     out.push([n.nid, st.chunksUsed, n.committedBytes ?? -1]);
   }
   return out;
