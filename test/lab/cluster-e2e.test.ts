@@ -8,18 +8,9 @@ import { join } from 'node:path';
 import { exec } from '../../lib/lab/index.js';
 import { startLabMonitors, type LabMonitor } from '../../lib/lab/monitors.js';
 import { projectRoot } from '../../lib/lab/paths.js';
-import { Fabric } from '../../lib/fabric/index.js';
-import { ensureLab, labSkipReason, releaseLab, type LabHandle } from './fixtures/lab-env.js';
+import { ensureLab, labSkipReason, releaseLab, verbsMissing, type LabHandle } from './fixtures/lab-env.js';
 
 const CONFIG = join(projectRoot(), 'test', 'lab', 'fixtures', 'lab-cluster.yaml');
-
-function verbsMissing(): string | undefined {
-  try {
-    return Fabric.providers().includes('verbs') ? undefined : 'the fabric addon was built without the verbs provider (needs libibverbs-dev at build time)';
-  } catch (err) {
-    return `the fabric addon does not load: ${(err as Error).message}`;
-  }
-}
 
 const skip = labSkipReason() ?? verbsMissing();
 if (skip) {

@@ -4,12 +4,11 @@ import t from 'tap';
 import { exec, status } from '../../lib/lab/index.js';
 import { runPerftest } from '../../lib/lab/perftest.js';
 import { runPeers, type ErrorCase, type LatencyRow } from '../../lib/lab/fabric-bench.js';
-import { Fabric } from '../../lib/fabric/index.js';
 import { runTestFileInLab } from '../../lib/lab/remote-tests.js';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../../lib/lab/paths.js';
-import { ensureLab, labSkipReason, releaseLab, type LabHandle } from './fixtures/lab-env.js';
+import { ensureLab, labSkipReason, releaseLab, verbsMissing, type LabHandle } from './fixtures/lab-env.js';
 
 const skip = labSkipReason();
 if (skip) {
@@ -58,16 +57,8 @@ if (skip) {
     t.comment(`ib_read_lat 64 B typical ${read.typicalUs} us; ib_write_lat 64 B typical ${write.typicalUs} us`);
   });
 
-  function verbsMissing(): string | false {
-    try {
-      return Fabric.providers().includes('verbs') ? false : `the fabric addon has no verbs provider (providers: ${Fabric.providers().join(', ')}; it needs libibverbs-dev at build time)`;
-    } catch (err) {
-      return `the fabric addon does not load: ${(err as Error).message}`;
-    }
-  }
-
   for (const provider of ['verbs', 'tcp'] as const) {
-    const skipProvider = provider === 'verbs' ? verbsMissing() : false;
+    const skipProvider = provider === 'verbs' ? verbsMissing() : undefined;
 
     t.test(`${provider}: bad rkey, out-of-bounds and dead peer across the VMs`, { skip: skipProvider }, async (t) => {
       const r = await runPeers<{ provider: string; cases: ErrorCase[] }>('errors', { provider, args: ['--op-timeout', '15000'] });
