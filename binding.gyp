@@ -17,7 +17,9 @@
         "native/tcp_endpoint.cc",
         "native/bind_fabric.cc",
         "native/bind_memory_region.cc",
-        "native/bind_endpoint.cc"
+        "native/bind_endpoint.cc",
+        "native/uffd_pager.cc",
+        "native/bind_pager.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],

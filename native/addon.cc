@@ -29,6 +29,7 @@ FabricAddon::FabricAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("Fabric", fabric);
   exports.Set("MemoryRegion", mr);
   exports.Set("Endpoint", ep);
+  define_pager(env, exports);
   DefineAddon(exports, {
                            InstanceMethod("setErrorClass", &FabricAddon::SetErrorClass),
                            InstanceMethod("providers", &FabricAddon::Providers),

@@ -92,5 +92,7 @@ class MemoryRegionWrap : public Napi::ObjectWrap<MemoryRegionWrap> {
 };
 
 void define_endpoint(Napi::Env env, FabricAddon* addon, Napi::Object exports);
+// exports.pager: the ExCache pager's per-fault system calls (bind_pager.cc).
+void define_pager(Napi::Env env, Napi::Object exports);
 
 }  // namespace legoos

@@ -54,4 +54,26 @@ if (!process.env.npm_config_nodedir) {
   }
 }
 const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
-process.exit(r.status ?? 1);
+if (r.status !== 0) process.exit(r.status ?? 1);
+
+// The LD_PRELOAD shim of native processes (their malloc on a mimalloc arena over the paged
+// region). Without libmimalloc-dev only native processes are unavailable; the build succeeds.
+if (!existsSync('/usr/include/mimalloc.h')) {
+  console.error(
+    'build-native: native processes disabled: no mimalloc.h (apt-get install libmimalloc-dev bubblewrap, then npm run build:native)',
+  );
+  process.exit(0);
+}
+const shimArgs = [
+  '-shared', '-fPIC', '-O2', '-pthread', '-Wall', '-Wextra', '-Wl,-z,now',
+  '-o', join('build', 'Release', 'liblegoos-shim.so'),
+  join('native', 'shim', 'legoos_shim.c'),
+  '-lmimalloc',
+];
+const cc = spawnSync('cc', shimArgs, { cwd: root, stdio: 'inherit' });
+if (cc.status !== 0) {
+  const why = cc.error ? cc.error.message : cc.signal ? `killed by ${cc.signal}` : `exit status ${cc.status}`;
+  console.error(`build-native: compiling the native-process shim failed (cc ${shimArgs.join(' ')}: ${why})`);
+  process.exit(cc.status || 1);
+}
+console.error('build-native: native-process shim at build/Release/liblegoos-shim.so');

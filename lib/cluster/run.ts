@@ -20,6 +20,12 @@ export interface RunOptions {
   stderr?: (chunk: Buffer) => void;
   /** Bound on the whole run. Default none. */
   timeoutMs?: number;
+  /** Native binaries: bytes streamed to the process's stdin (closed at the end). Default: none (EOF at once). */
+  stdin?: AsyncIterable<Uint8Array | string>;
+  /** Native binaries: size of the paged heap region (bytes or "256MiB"; a multiple of 32 MiB). */
+  heap?: number | string;
+  /** Native binaries: sandbox limits (memory cgroup bytes, tasks, CPU cores). */
+  limits?: { memory?: number | string; pids?: number; cpus?: number };
 }
 
 export interface RunResult {
@@ -33,6 +39,26 @@ export interface RunResult {
   /** Collected output when no sink was given. */
   stdout: string;
   stderr: string;
+}
+
+/** JS programs run on the processor's runtime; anything else is a native binary. */
+export function isJsProgram(program: string): boolean {
+  return /\.(c|m)?(j|t)s$/.test(program) && !program.endsWith('.d.ts');
+}
+
+/** A native binary: a path (relative to cwd) or a name looked up in PATH, as a shell would. */
+export function resolveNative(program: string, cwd = process.cwd()): string {
+  if (program.includes('/')) {
+    const abs = path.resolve(cwd, program);
+    if (!existsSync(abs)) throw new SyscallError('ENOENT', `${program}: no such file`);
+    return abs;
+  }
+  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(':')) {
+    if (!dir) continue;
+    const p = path.join(dir, program);
+    if (existsSync(p)) return p;
+  }
+  throw new SyscallError('ENOENT', `${program}: command not found in PATH`);
 }
 
 /** Map a program path to the module the processor loads: .ts in this package → dist/….js. */
@@ -59,7 +85,8 @@ export interface ClusterClientOptions {
 
 export async function runProgram(c: ClusterClientOptions, opts: RunOptions): Promise<RunResult> {
   if (!Number.isInteger(opts.vnode) || opts.vnode < 0) throw new RangeError(`run option 'vnode' must be a non-negative integer, got ${opts.vnode}`);
-  const program = resolveProgram(opts.program);
+  const native = !isJsProgram(opts.program);
+  const program = native ? resolveNative(opts.program) : resolveProgram(opts.program);
   const nid = clientNid();
   const timeoutMs = c.timeoutMs ?? 10_000;
   const global = await RpcClient.connect({ ...c.global, nid, secret: c.secret, timeoutMs }).catch((err: { code?: string; message?: string }) => {
@@ -83,7 +110,19 @@ export async function runProgram(c: ClusterClientOptions, opts: RunOptions): Pro
     }
     const placement: Placement = await global.call(Opcode.P2G_SPAWN, { vnode: opts.vnode, threads: 1 });
     proc = await RpcClient.connect({ host: placement.processor.host, port: placement.processor.port, nid, secret: c.secret, timeoutMs });
-    await proc.call(Opcode.C2P_RUN, { placement, uid, program, argv: opts.args ?? [] });
+    await proc.call(Opcode.C2P_RUN, {
+      placement, uid, program, argv: opts.args ?? [],
+      ...(native ? { kind: 'native', ...(opts.heap !== undefined ? { heap: opts.heap } : {}), ...(opts.limits ? { limits: opts.limits } : {}) } : {}),
+    });
+    let feeding: Promise<void> | undefined;
+    let exited = false;
+    if (native) {
+      const p = proc;
+      feeding = feedStdin(opts.stdin, (data, eof) => p.call(Opcode.C2P_STDIN, { pid: placement.pid, data: data.toString('base64'), eof }).then(() => undefined), () => exited)
+        .catch((e: { code?: string }) => {
+          if (e?.code !== 'ESRCH' && !exited) (opts.stderr ?? (() => undefined))(Buffer.from(`legoos: stdin of process ${placement.pid}: ${(e as Error).message}\n`));
+        });
+    }
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     const stdout = opts.stdout ?? ((b: Buffer) => out.push(b));
@@ -105,6 +144,8 @@ export async function runProgram(c: ClusterClientOptions, opts: RunOptions): Pro
       if (typeof r.stdout === 'string' && r.stdout.length > 0) stdout(Buffer.from(r.stdout, 'base64'));
       if (typeof r.stderr === 'string' && r.stderr.length > 0) stderr(Buffer.from(r.stderr, 'base64'));
       if (r.exited === true) {
+        exited = true;
+        await feeding;
         await proc.call(Opcode.C2P_STATUS, { pid: placement.pid, ack: true }).catch(() => undefined);
         return {
           pid: placement.pid,
@@ -125,8 +166,30 @@ export async function runProgram(c: ClusterClientOptions, opts: RunOptions): Pro
   }
 }
 
+/** Stream `src` to a process's stdin in ≤ 512 KiB chunks, one call at a time (back-pressure). */
+async function feedStdin(src: AsyncIterable<Uint8Array | string> | undefined, send: (data: Buffer, eof: boolean) => Promise<void>, done: () => boolean): Promise<void> {
+  const MAX = 512 << 10;
+  if (src) {
+    for await (const chunk of src) {
+      if (done()) return;
+      const b = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      for (let o = 0; o < b.length; o += MAX) await send(b.subarray(o, o + MAX), false);
+    }
+  }
+  if (!done()) await send(Buffer.alloc(0), true);
+}
+
 export function formatStats(r: RunResult): string {
   const s = r.stats;
+  if (s.pager !== undefined || s.cache === undefined || (s.cache.hits === 0 && s.cache.misses === 0 && s.oomKilled !== undefined)) {
+    const pg = s.pager;
+    return [
+      `pid ${r.pid} on processor ${r.processorNid} (home memory ${r.homeNid}), vnode ${r.vnode}, uid ${r.uid}: exit ${r.exitCode}${s.signal ? ` (${s.signal})` : ''}${s.oomKilled ? ' (memory limit)' : ''} in ${s.wallMs} ms`,
+      pg
+        ? `  excache (pager): misses ${pg.misses}  p-local fills ${pg.pLocalFills}  evictions ${pg.evictions}  write-backs ${pg.writeBacks}  write-protect faults ${pg.wpFaults}  translation misses ${pg.translationMisses}  fill p50 <${pg.fillUsP50} us  p99 <${pg.fillUsP99} us`
+        : '  excache (pager): no paged heap (the process did not set one up)',
+    ].join('\n');
+  }
   const c = s.cache;
   const total = c.hits + c.misses;
   const rpc = Object.entries(s.rpc)
@@ -141,3 +204,76 @@ export function formatStats(r: RunResult): string {
 }
 
 export { LegoError };
+
+export interface ProcessInfo {
+  pid: number;
+  vnode: number;
+  uid: number;
+  processorNid: number;
+  kind: 'js' | 'native';
+  program: string;
+  runningMs: number;
+}
+
+/** The uid of `user` in vNode `vnode` (a name or a number), checked against the vNode's users. */
+async function uidIn(global: RpcClient, vnode: number | undefined, user: string | number | undefined): Promise<number | undefined> {
+  if (user === undefined) return undefined;
+  if (vnode === undefined) throw new SyscallError('EINVAL', '--user needs --vnode (users belong to a vNode)');
+  const { vnodes } = await global.call(Opcode.X2G_VNODES, {});
+  const vn = vnodes.find((v) => v.id === vnode);
+  if (!vn) throw new SyscallError('ENOENT', `vNode ${vnode} does not exist`);
+  const u = vn.users.find((x) => x.name === String(user) || x.uid === Number(user));
+  if (!u) throw new SyscallError('EACCES', `user ${user} is not a user of vNode ${vnode}`);
+  return u.uid;
+}
+
+async function withProcessors<T>(c: ClusterClientOptions, fn: (global: RpcClient, procs: { nid: number; client: RpcClient }[]) => Promise<T>): Promise<T> {
+  const nid = clientNid();
+  const timeoutMs = c.timeoutMs ?? 10_000;
+  const global = await RpcClient.connect({ ...c.global, nid, secret: c.secret, timeoutMs });
+  const procs: { nid: number; client: RpcClient }[] = [];
+  try {
+    const { nodes } = await global.call(Opcode.X2G_NODES, { role: 'processor' });
+    for (const n of nodes) {
+      if (n.alive === false) continue;
+      const client = await RpcClient.connect({ host: n.host, port: n.port, nid, secret: c.secret, timeoutMs }).catch(() => undefined);
+      if (client) procs.push({ nid: n.nid, client });
+    }
+    return await fn(global, procs);
+  } finally {
+    for (const p of procs) p.client.close();
+    global.close();
+  }
+}
+
+/** Running processes on every live processor (of one vNode user when given). */
+export async function listProcesses(c: ClusterClientOptions, who: { vnode?: number; user?: string | number } = {}): Promise<ProcessInfo[]> {
+  return withProcessors(c, async (global, procs) => {
+    const uid = await uidIn(global, who.vnode, who.user);
+    const out: ProcessInfo[] = [];
+    for (const p of procs) {
+      const r = await p.client.call(Opcode.C2P_STATUS, uid === undefined ? {} : { uid });
+      for (const x of (r.processes as Omit<ProcessInfo, 'processorNid'>[]) ?? []) {
+        if (who.vnode !== undefined && x.vnode !== who.vnode) continue;
+        out.push({ ...x, processorNid: p.nid, kind: x.kind ?? 'js', runningMs: x.runningMs ?? 0 });
+      }
+    }
+    return out.sort((a, b) => a.pid - b.pid);
+  });
+}
+
+/** Kill process `pid` wherever it runs; as a vNode user, only that user's own. */
+export async function killProcess(c: ClusterClientOptions, pid: number, who: { vnode?: number; user?: string | number } = {}): Promise<{ processorNid: number }> {
+  return withProcessors(c, async (global, procs) => {
+    const uid = await uidIn(global, who.vnode, who.user);
+    for (const p of procs) {
+      const r = await p.client.call(Opcode.C2P_STATUS, {});
+      const found = ((r.processes as { pid: number; vnode: number }[]) ?? []).find((x) => x.pid === pid);
+      if (!found) continue;
+      if (who.vnode !== undefined && found.vnode !== who.vnode) throw new SyscallError('EPERM', `process ${pid} is not in vNode ${who.vnode}`);
+      await p.client.call(Opcode.C2P_KILL, { pid, ...(uid !== undefined ? { uid } : {}) });
+      return { processorNid: p.nid };
+    }
+    throw new SyscallError('ESRCH', `no running process ${pid} in the cluster`);
+  });
+}

@@ -68,7 +68,32 @@ export interface NativeDevice {
   ports: NativePort[];
 }
 
+/** The ExCache pager's per-fault system calls (native/bind_pager.cc). Addresses are numbers. */
+export interface NativePager {
+  openDevice(): number;
+  newUffd(devfd: number): number;
+  memfd(name: string, size: number): number;
+  socketpair(): [number, number];
+  recv(sock: number, timeoutMs: number): { payload: string; fd: number };
+  send(sock: number, payload: string): void;
+  api(uffd: number, features: number): number;
+  epollCreate(): number;
+  epollAdd(epfd: number, fd: number, slot: number): void;
+  epollDel(epfd: number, fd: number): void;
+  /** Faults into out as [slot, address, flags] triples; returns how many. */
+  waitFaults(epfd: number, timeoutMs: number, spinUs: number, out: Float64Array): number;
+  /** 0, or -errno for EEXIST / ESRCH / ENOENT. */
+  copy(uffd: number, dst: number, src: Uint8Array, srcOffset: number, length: number, writeProtect: boolean): number;
+  zeropage(uffd: number, dst: number, length: number): number;
+  writeProtect(uffd: number, addr: number, length: number, protect: boolean, wake: boolean): number;
+  wake(uffd: number, addr: number, length: number): number;
+  punchHole(fd: number, offset: number, length: number): void;
+  readRegion(fd: number, offset: number, dst: Uint8Array, dstOffset: number, length: number): void;
+  close(fd: number): void;
+}
+
 export interface NativeAddon {
+  pager: NativePager;
   Fabric: new (opts: NativeFabricOptions) => NativeFabric;
   MemoryRegion: new (fabric: NativeFabric, view: Uint8Array) => NativeMemoryRegion;
   Endpoint: new (fabric: NativeFabric) => NativeEndpoint;

@@ -294,6 +294,10 @@ export const schemas = {
   [Opcode.C2P_RUN]: { req: z.record(z.string(), z.unknown()), res: z.record(z.string(), z.unknown()) },
   [Opcode.C2P_STATUS]: { req: z.record(z.string(), z.unknown()), res: z.record(z.string(), z.unknown()) },
   [Opcode.C2P_KILL]: { req: z.record(z.string(), z.unknown()), res: z.record(z.string(), z.unknown()) },
+  [Opcode.C2P_STDIN]: {
+    req: z.object({ pid: z.number().int().nonnegative(), data: z.string().max(1 << 20), eof: z.boolean().default(false) }),
+    res: z.object({ written: z.number().int().nonnegative() }),
+  },
 
   [Opcode.X_PING]: { req: Empty, res: z.object({ nid: Nid, role: Role.optional(), uptimeMs: z.number() }) },
 } as const satisfies Record<Opcode, { req: z.ZodType; res: z.ZodType }>;

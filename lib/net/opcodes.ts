@@ -85,6 +85,8 @@ export const Opcode = {
   C2P_RUN: 0x0701,
   C2P_STATUS: 0x0702,
   C2P_KILL: 0x0703,
+  /** bytes for a native process's stdin (in order; eof closes it) */
+  C2P_STDIN: 0x0704,
 
   // any → any
   X_PING: 0x0f01,

@@ -7,7 +7,7 @@ import { clusterSecret, loadConfig, removeNodeState, writeNodeState, type Config
 import type { MonitorHandle, MonitorOptions } from '../../monitors/common/types.js';
 import type { Address } from '../../net/index.js';
 import { down, globalAddressOf, status, up } from '../../cluster/local.js';
-import { formatStats, runProgram } from '../../cluster/run.js';
+import { formatStats, isJsProgram, killProcess, listProcesses, runProgram } from '../../cluster/run.js';
 
 const DEFAULT_CONFIG = 'cluster.yaml';
 
@@ -153,23 +153,75 @@ export function register(program: Command): void {
 
   program
     .command('run')
-    .description("run a program in a vNode of the running cluster; prints its output, exits with its exit code, statistics to stderr")
+    .description('run a program in a vNode of the running cluster: a native binary (`-- /usr/bin/sort -S 64M`, its heap on disaggregated memory, stdin streamed) or a .js/.ts program on the processor runtime; prints its output, exits with its exit code, statistics to stderr')
     .requiredOption('--vnode <id>', 'vNode to run in', int('--vnode'))
     .option('--user <name|uid>', "user of the vNode (default: the vNode's first user)")
     .option('--config <file>', 'cluster.yaml', undefined)
     .option('--quiet', 'do not print the statistics summary')
-    .argument('<program>', 'a .js module (or a .ts source of this package, run from dist/)')
+    .option('--heap <size>', 'native: size of the paged heap region, a multiple of 32 MiB (default 256MiB)')
+    .option('--memory <size>', 'native: memory cgroup limit (default 1GiB)')
+    .option('--pids <n>', 'native: most tasks at once (default 256)', int('--pids'))
+    .option('--cpus <n>', 'native: CPU cores it may use (default 1)', (v) => {
+      const n = Number(v);
+      if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('--cpus must be a positive number');
+      return n;
+    })
+    .argument('<program>', 'a native binary (path, or a name found in PATH), or a .js module (or a .ts source of this package, run from dist/)')
     .argument('[args...]', 'arguments for the program')
     .passThroughOptions()
-    .action(async (prog: string, args: string[], o: { vnode: number; user?: string; config?: string; quiet?: boolean }) => {
+    .action(async (prog: string, args: string[], o: { vnode: number; user?: string; config?: string; quiet?: boolean; heap?: string; memory?: string; pids?: number; cpus?: number }) => {
       const abs = configPath(o.config);
       const cfg = loadConfig(abs);
-      const r = await runProgram(
-        { global: globalAddressOf(abs), secret: clusterSecret(cfg) },
-        { vnode: o.vnode, user: o.user, program: prog, args, stdout: (b) => process.stdout.write(b), stderr: (b) => process.stderr.write(b) },
-      );
-      if (!o.quiet) process.stderr.write(formatStats(r) + '\n');
-      process.exitCode = r.exitCode;
+      const native = !isJsProgram(prog);
+      const limits = { ...(o.memory ? { memory: o.memory } : {}), ...(o.pids ? { pids: o.pids } : {}), ...(o.cpus ? { cpus: o.cpus } : {}) };
+      try {
+        const r = await runProgram(
+          { global: globalAddressOf(abs), secret: clusterSecret(cfg) },
+          {
+            vnode: o.vnode, user: o.user, program: prog, args,
+            stdout: (b) => process.stdout.write(b), stderr: (b) => process.stderr.write(b),
+            // A terminal on stdin is not streamed (the program gets EOF): pipe or redirect input.
+            ...(native ? { heap: o.heap, limits, stdin: process.stdin.isTTY ? undefined : process.stdin } : {}),
+          },
+        );
+        if (!o.quiet) process.stderr.write(formatStats(r) + '\n');
+        process.exitCode = r.exitCode;
+      } finally {
+        if (native && !process.stdin.isTTY) process.stdin.destroy();
+      }
+    });
+
+  program
+    .command('ps')
+    .description('list the running processes of the cluster (every processor), or only those of one vNode user')
+    .option('--config <file>', 'cluster.yaml', undefined)
+    .option('--vnode <id>', 'only this vNode', int('--vnode'))
+    .option('--user <name|uid>', 'only this user of the vNode (needs --vnode)')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { config?: string; vnode?: number; user?: string; json?: boolean }) => {
+      const abs = configPath(o.config);
+      const cfg = loadConfig(abs);
+      const list = await listProcesses({ global: globalAddressOf(abs), secret: clusterSecret(cfg) }, { vnode: o.vnode, user: o.user });
+      if (o.json) {
+        process.stdout.write(JSON.stringify(list, null, 2) + '\n');
+        return;
+      }
+      process.stdout.write(['PID', 'VNODE', 'UID', 'PROC', 'KIND', 'TIME', 'PROGRAM'].join('\t') + '\n');
+      for (const p of list) process.stdout.write([p.pid, p.vnode, p.uid, p.processorNid, p.kind, `${(p.runningMs / 1000).toFixed(1)}s`, p.program].join('\t') + '\n');
+    });
+
+  program
+    .command('kill')
+    .description('end a process (SIGKILL of everything in its sandbox); with --user, only if it is that user\'s')
+    .option('--config <file>', 'cluster.yaml', undefined)
+    .option('--vnode <id>', 'vNode of --user', int('--vnode'))
+    .option('--user <name|uid>', 'act as this user of the vNode (needs --vnode)')
+    .argument('<pid>', 'process id (from legoos ps)', int('<pid>'))
+    .action(async (pid: number, o: { config?: string; vnode?: number; user?: string }) => {
+      const abs = configPath(o.config);
+      const cfg = loadConfig(abs);
+      const r = await killProcess({ global: globalAddressOf(abs), secret: clusterSecret(cfg) }, pid, { vnode: o.vnode, user: o.user });
+      process.stdout.write(`killed process ${pid} on processor ${r.processorNid}\n`);
     });
 
   program

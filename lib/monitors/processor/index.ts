@@ -18,6 +18,11 @@ import { RemoteAddressSpace, RemoteStorage, type RpcCounters } from './remote-ba
 import { ProcessorRuntime } from './runtime.js';
 import { CacheHost, type CacheHostOptions } from './cache-host.js';
 import { isNodeFailure } from '../../excache/failover-remote-memory.js';
+import type { PagerStats } from '../../excache/pager.js';
+import { emptyStats } from '../../excache/stats.js';
+import { parseSize } from '../../config/schema.js';
+import { DEFAULT_REGION_SIZE, NativeRunner, REGION_ALIGN } from './native-runner.js';
+import { DEFAULT_LIMITS, type SandboxLimits } from './sandbox.js';
 
 /** How long a process may pause for a memory-monitor failover before its access fails. */
 const FAILOVER_WAIT_MS = 60_000;
@@ -39,10 +44,18 @@ export interface ProcessorMonitorOptions {
   retainMs?: number;
   /** Bound on registering with the global monitor at start. Default 15 s. */
   registerTimeoutMs?: number;
+  /** Pager workers serving native processes' faults. Default 2. */
+  pagerWorkers?: number;
 }
 
 export interface ProcessStats {
+  /** The software ExCache's counters (JS programs); zeros for a native process. */
   cache: CacheStats['process'];
+  /** The pager's counters (native processes). */
+  pager?: PagerStats;
+  /** How a native process ended when a signal ended it, and whether its memory cgroup killed it. */
+  signal?: string;
+  oomKilled?: boolean;
   rpc: RpcCounters;
   syscalls: number;
   threads: number;
@@ -50,6 +63,7 @@ export interface ProcessStats {
 }
 
 interface Job {
+  kind: 'js' | 'native';
   pid: number;
   vnode: number;
   uid: number;
@@ -69,6 +83,7 @@ export class ProcessorMonitor {
   readonly pool: RpcPool;
   runtime!: ProcessorRuntime;
   cacheHost!: CacheHost;
+  native!: NativeRunner;
   chunkSize = 0;
   private readonly log: Logger;
   private readonly jobs = new Map<number, Job>();
@@ -115,7 +130,20 @@ export class ProcessorMonitor {
     s.handle(Opcode.C2P_KILL, (req) => {
       this.notReady();
       const pid = Number(req.pid);
+      const job = this.jobs.get(pid);
+      if (!job || job.exit) throw new SyscallError('ESRCH', `no running process ${String(req.pid)} on processor ${this.opts.nid}`);
+      // As its user (the uid the request names) or an administrator (no uid).
+      if (typeof req.uid === 'number' && req.uid !== job.uid) throw new SyscallError('EPERM', `process ${pid} belongs to uid ${job.uid}, not ${req.uid}`);
+      if (job.kind === 'native') return { killed: this.native.kill(pid) };
       return { killed: this.runtime.kill(pid, typeof req.code === 'number' ? req.code : 137) };
+    });
+    s.handle(Opcode.C2P_STDIN, async (req) => {
+      this.notReady();
+      const job = this.jobs.get(req.pid);
+      if (!job || job.kind !== 'native') throw new SyscallError('ESRCH', `no native process ${req.pid} on processor ${this.opts.nid}`);
+      const data = Buffer.from(req.data, 'base64');
+      if (!job.exit) await this.native.writeStdin(req.pid, data, req.eof);
+      return { written: data.length };
     });
     const addr = await s.listen();
     // The cache geometry depends on the cluster's chunk size, which registration tells us.
@@ -132,12 +160,30 @@ export class ProcessorMonitor {
       this.memoryNodes = undefined;
       if (sp && sp.vnode === req.vnode) {
         this.moveHome(sp, req.home);
-        const n = this.cacheHost.invalidateTranslations(req.pid);
+        const n = this.cacheHost.invalidateTranslations(req.pid) + (this.native?.invalidateTranslations(req.pid) ?? 0);
         this.log.warn({ pid: req.pid, dropped: n }, 'memory failover: cached translations dropped');
       }
       return { ok: true as const };
     });
     this.runtime = new ProcessorRuntime({ cores: this.opts.cores, workerData: this.cacheHost.workerData() });
+    this.native = new NativeRunner({
+      nid: this.opts.nid,
+      log: this.log,
+      cache: {
+        size: this.opts.cache.size,
+        lineSize: Math.max(4096, this.opts.cache.lineSize),
+        ways: this.opts.cache.ways,
+        policy: this.opts.cache.policy,
+        chunkSize: reg.chunkSize,
+        workers: this.opts.pagerWorkers ?? 2,
+      },
+      fabric: this.opts.fabric,
+      handlers: {
+        translate: (asid, vaddr) => this.translate(asid, vaddr),
+        connect: (nid, endpoint) => this.connectMemory(nid, endpoint),
+        recover: (a) => this.recover(a),
+      },
+    });
     this.heartbeat = setInterval(() => void this.beat(), reg.heartbeatIntervalMs);
     this.heartbeat.unref();
     this.ready = true;
@@ -148,8 +194,8 @@ export class ProcessorMonitor {
     try {
       const r = await this.pool.call(this.opts.global, Opcode.P2G_HEARTBEAT, {
         nid: this.opts.nid,
-        threads: this.runtime.runningThreads,
-        processes: this.runtime.processes.size,
+        threads: this.runtime.runningThreads + this.native.processes,
+        processes: this.runtime.processes.size + this.native.processes,
       });
       if (r.evicted) this.evicted();
       if (!r.known) await registerWithRetry(this.pool, this.opts, this.server.address.port, 5000);
@@ -168,6 +214,7 @@ export class ProcessorMonitor {
       this.cacheHost.invalidateTranslations(pid);
       if (this.runtime.kill(pid, 137)) killed++;
     }
+    for (const j of this.jobs.values()) if (j.kind === 'native' && !j.exit && this.native.kill(j.pid)) killed++;
     this.log.warn({ killed }, 'evicted by the global monitor (declared dead): local processes killed');
   }
 
@@ -311,6 +358,7 @@ export class ProcessorMonitor {
     if (this.jobs.has(p.pid)) throw new SyscallError('EEXIST', `process ${p.pid} already exists`);
     const program = req.program;
     if (typeof program !== 'string' || !isAbsolute(program)) throw new SyscallError('EINVAL', 'C2P_RUN: program must be an absolute path');
+    if (req.kind === 'native') return this.onRunNative(p, program, req);
     let moduleUrl: string;
     try {
       // Workers cache modules by URL: a rebuilt program must not run its stale copy.
@@ -324,7 +372,7 @@ export class ProcessorMonitor {
     if (!users) throw new SyscallError('ENOENT', `vNode ${p.vnode} does not exist`);
     if (!users.has(uid)) throw new SyscallError('EACCES', `uid ${uid} is not a user of vNode ${p.vnode}`);
 
-    const job: Job = { pid: p.pid, vnode: p.vnode, uid, program, startedAt: Date.now(), out: [], err: [], outBytes: 0, waiters: new Set() };
+    const job: Job = { kind: 'js', pid: p.pid, vnode: p.vnode, uid, program, startedAt: Date.now(), out: [], err: [], outBytes: 0, waiters: new Set() };
     this.jobs.set(p.pid, job);
     const rpc: RpcCounters = {};
     this.spaces.set(p.asid, { home: p.home, vnode: p.vnode, rpc });
@@ -372,11 +420,91 @@ export class ProcessorMonitor {
     return { pid: p.pid };
   }
 
+  /**
+   * C2P_RUN of a native binary: its region is mmapped at its home memory monitor (the legoos
+   * virtual addresses the pager translates), then the process starts in its sandbox with the
+   * region as its heap; it runs until it exits or is killed.
+   */
+  private async onRunNative(p: Placement, program: string, req: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const argv = Array.isArray(req.argv) ? req.argv.map(String) : [];
+    if (argv.length > 4096 || argv.some((a) => a.length > 65536 || a.includes('\0'))) throw new SyscallError('E2BIG', 'C2P_RUN: argument list too long or with NUL bytes');
+    const uid = typeof req.uid === 'number' ? req.uid : -1;
+    const users = await this.usersOf(p.vnode);
+    if (!users) throw new SyscallError('ENOENT', `vNode ${p.vnode} does not exist`);
+    if (!users.has(uid)) throw new SyscallError('EACCES', `uid ${uid} is not a user of vNode ${p.vnode}`);
+    const regionSize = req.heap === undefined ? DEFAULT_REGION_SIZE : parseSize(req.heap);
+    if (regionSize === null || regionSize < REGION_ALIGN || regionSize % REGION_ALIGN !== 0 || regionSize > 64 * 2 ** 30) {
+      throw new SyscallError('EINVAL', `heap size must be a multiple of 32 MiB from 32 MiB to 64 GiB, got ${String(req.heap)}`);
+    }
+    const limits = limitsOf(req.limits);
+    try {
+      await stat(program);
+    } catch {
+      throw new SyscallError('ENOENT', `program ${program} not found on processor ${this.opts.nid}`);
+    }
+    const job: Job = { kind: 'native', pid: p.pid, vnode: p.vnode, uid, program, startedAt: Date.now(), out: [], err: [], outBytes: 0, waiters: new Set() };
+    this.jobs.set(p.pid, job);
+    const rpc: RpcCounters = {};
+    this.spaces.set(p.asid, { home: p.home, vnode: p.vnode, rpc });
+    const space = new RemoteAddressSpace(this.pool, p.home, { vnode: p.vnode, pid: p.pid }, rpc, (call) => this.viaHome(p.asid, call));
+    const stdio = (fd: 1 | 2, data: Uint8Array) => {
+      if (job.outBytes > MAX_BUFFERED) return;
+      (fd === 1 ? job.out : job.err).push(Buffer.from(data));
+      job.outBytes += data.length;
+      wake(job);
+    };
+    let vbase: number;
+    try {
+      vbase = await space.mmap(regionSize);
+    } catch (err) {
+      this.jobs.delete(p.pid);
+      this.spaces.delete(p.asid);
+      await space.exit().catch(() => undefined);
+      await this.pool.call(this.opts.global, Opcode.P2G_PROCESS_EXIT, { vnode: p.vnode, pid: p.pid }).catch(() => undefined);
+      throw err;
+    }
+    this.log.info({ pid: p.pid, vnode: p.vnode, uid, program, regionSize }, 'native process start');
+    void this.native
+      .run({ pid: p.pid, asid: p.asid, vnode: p.vnode, uid, program, argv, regionSize, limits, vbase, stdio })
+      .then(
+        (r) => r,
+        (err: unknown) => {
+          this.log.error({ err, pid: p.pid }, 'native process failed');
+          stdio(2, Buffer.from(`legoos: ${(err as Error)?.message ?? String(err)}\n`));
+          return { code: 127, oomKilled: false, pager: undefined, signal: undefined };
+        },
+      )
+      .then(async (r) => {
+        await space.exit().catch((err) => this.log.warn({ err, pid: p.pid }, 'P2M_EXIT failed'));
+        job.exit = {
+          code: r.code,
+          stats: {
+            cache: emptyStats(),
+            ...(r.pager ? { pager: r.pager } : {}),
+            ...(r.signal ? { signal: r.signal } : {}),
+            oomKilled: r.oomKilled,
+            rpc: { ...rpc },
+            syscalls: 0,
+            threads: 1,
+            wallMs: Date.now() - job.startedAt,
+          },
+        };
+        this.spaces.delete(p.asid);
+        this.log.info({ pid: p.pid, code: r.code, signal: r.signal }, 'native process exit');
+        wake(job);
+        await this.pool.call(this.opts.global, Opcode.P2G_PROCESS_EXIT, { vnode: p.vnode, pid: p.pid }).catch((err) => this.log.warn({ err }, 'P2G_PROCESS_EXIT failed'));
+        setTimeout(() => this.jobs.delete(p.pid), this.opts.retainMs ?? 60_000).unref();
+      });
+    return { pid: p.pid };
+  }
+
   private async onStatus(req: Record<string, unknown>): Promise<Record<string, unknown>> {
     if (req.pid === undefined) {
       return {
         nid: this.opts.nid,
-        processes: [...this.jobs.values()].filter((j) => !j.exit).map((j) => ({ pid: j.pid, vnode: j.vnode, uid: j.uid, program: j.program })),
+        processes: [...this.jobs.values()]
+          .filter((j) => !j.exit && (typeof req.uid !== 'number' || j.uid === req.uid))
+          .map((j) => ({ pid: j.pid, vnode: j.vnode, uid: j.uid, program: j.program, kind: j.kind, runningMs: Date.now() - j.startedAt })),
         threads: this.runtime.runningThreads,
         cache: this.cacheHost.stats(0).cache,
       };
@@ -414,6 +542,7 @@ export class ProcessorMonitor {
     for (const j of this.jobs.values()) wake(j);
     await this.server.close().catch(() => undefined);
     await this.runtime?.close().catch(() => undefined);
+    await this.native?.close().catch(() => undefined);
     this.cacheHost?.close();
     this.pool.close();
   }
@@ -473,4 +602,16 @@ export async function startProcessorMonitor(cfg: Config, nid: number, opts: Moni
     stats: () => ({ processes: m.runtime.processes.size, threads: m.runtime.runningThreads, cache: m.cacheHost.stats(0).cache, rpc: m.server.stats() }),
     close: () => m.close(),
   };
+}
+
+/** Sandbox limits from a C2P_RUN request (sizes as bytes or "256MiB"), bounded. */
+function limitsOf(v: unknown): SandboxLimits {
+  const l = (v ?? {}) as Record<string, unknown>;
+  const mem = l.memory === undefined ? DEFAULT_LIMITS.memoryBytes : parseSize(l.memory);
+  if (mem === null || mem < 16 << 20 || mem > 2 ** 40) throw new SyscallError('EINVAL', `memory limit must be from 16 MiB to 1 TiB, got ${String(l.memory)}`);
+  const pids = l.pids === undefined ? DEFAULT_LIMITS.pids : Number(l.pids);
+  if (!Number.isInteger(pids) || pids < 4 || pids > 65536) throw new SyscallError('EINVAL', `pids limit must be an integer from 4 to 65536, got ${String(l.pids)}`);
+  const cpus = l.cpus === undefined ? DEFAULT_LIMITS.cpus : Number(l.cpus);
+  if (!Number.isFinite(cpus) || cpus < 0.01 || cpus > 1024) throw new SyscallError('EINVAL', `cpus limit must be from 0.01 to 1024, got ${String(l.cpus)}`);
+  return { memoryBytes: mem, pids, cpus };
 }

@@ -1,0 +1,219 @@
+// Native processes on a processor monitor: starts each in its sandbox (native-process.ts),
+// puts its heap region on the ExCache pager (pager-host.ts, started with the first native
+// process), relays its stdio, and reports its exit with the pager's statistics.
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { Writable } from 'node:stream';
+import { SyscallError } from '../../errors.js';
+import { addonPath, native } from '../../fabric/native.js';
+import type { FabricOptions } from '../../fabric/types.js';
+import type { PagerParams, PagerStats } from '../../excache/pager.js';
+import type { Logger } from '../../log.js';
+import type { CacheHostHandlers } from './cache-host.js';
+import { NativeProcess } from './native-process.js';
+import { PagerHost } from './pager-host.js';
+import { checkSandboxTools, DEFAULT_LIMITS, type SandboxLimits } from './sandbox.js';
+
+/** Where a process's region is mapped in it (the same for every process: each has its own mm). */
+export const REGION_BASE = 0x2000_0000_0000;
+/** Region sizes are whole mimalloc segments (32 MiB). */
+export const REGION_ALIGN = 32 << 20;
+export const DEFAULT_REGION_SIZE = 256 << 20;
+export const SHIM_PATH = join(dirname(addonPath), 'liblegoos-shim.so');
+
+export interface NativeRunnerOptions {
+  nid: number;
+  log: Logger;
+  cache: PagerParams;
+  fabric: FabricOptions;
+  handlers: CacheHostHandlers;
+}
+
+export interface NativeRunSpec {
+  pid: number;
+  asid: number;
+  vnode: number;
+  uid: number;
+  program: string;
+  argv: string[];
+  regionSize: number;
+  limits: SandboxLimits;
+  /** legoos virtual address of the region (P2M_MMAP of regionSize). */
+  vbase: number;
+  stdio(fd: 1 | 2, data: Uint8Array): void;
+}
+
+export interface NativeRunResult {
+  code: number;
+  signal?: string;
+  oomKilled: boolean;
+  pager: PagerStats | undefined;
+}
+
+interface Running {
+  np: NativeProcess;
+  slot?: number;
+  stdinChain: Promise<void>;
+}
+
+/** Why native processes cannot run on this host (the fix named), or undefined when they can. */
+export function nativeUnavailable(): string | undefined {
+  if (process.platform !== 'linux') return 'native processes need Linux (userfaultfd, namespaces)';
+  if (!existsSync(SHIM_PATH)) return `the preload shim is not built (${SHIM_PATH} missing): apt-get install libmimalloc-dev, then npm run build:native`;
+  if (!existsSync('/dev/userfaultfd')) return 'the kernel has no /dev/userfaultfd: Linux >= 6.1 with CONFIG_USERFAULTFD is needed';
+  try {
+    checkSandboxTools();
+  } catch (err) {
+    return (err as Error).message;
+  }
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'native processes need the processor monitor to run as root (it opens /dev/userfaultfd and drops each process to its own uid)';
+  return undefined;
+}
+
+export class NativeRunner {
+  private pager: PagerHost | undefined;
+  private readonly running = new Map<number, Running>();
+  private scratchRoot: string | undefined;
+  private shim: string | undefined;
+
+  constructor(private readonly opts: NativeRunnerOptions) {}
+
+  private host(): PagerHost {
+    this.pager ??= new PagerHost({
+      nid: this.opts.nid,
+      cache: this.opts.cache,
+      fabric: this.opts.fabric,
+      handlers: this.opts.handlers,
+      onFatal: (slot, message) => this.fatal(slot, message),
+    });
+    return this.pager;
+  }
+
+  /** A world-traversable directory for scratch dirs, and a copy of the shim every uid can read. */
+  private root(): { scratchRoot: string; shim: string } {
+    if (!this.scratchRoot || !this.shim) {
+      const dir = mkdtempSync(join(tmpdir(), `legoos-p${this.opts.nid}-`));
+      chmodSync(dir, 0o711);
+      const shim = join(dir, 'liblegoos-shim.so');
+      copyFileSync(SHIM_PATH, shim);
+      chmodSync(shim, 0o644);
+      this.scratchRoot = dir;
+      this.shim = shim;
+    }
+    return { scratchRoot: this.scratchRoot, shim: this.shim };
+  }
+
+  get processes(): number {
+    return this.running.size;
+  }
+
+  /** Run the process to its end. Output goes to spec.stdio as it comes. */
+  async run(spec: NativeRunSpec): Promise<NativeRunResult> {
+    const why = nativeUnavailable();
+    if (why) throw new SyscallError('ENOSYS', why);
+    const bwrap = checkSandboxTools();
+    const pager = this.host();
+    const { scratchRoot, shim } = this.root();
+    const n = native().pager;
+    const np = new NativeProcess(
+      {
+        pid: spec.pid,
+        vnode: spec.vnode,
+        uid: spec.uid,
+        program: spec.program,
+        argv: spec.argv,
+        regionBase: REGION_BASE,
+        regionSize: spec.regionSize,
+        limits: spec.limits,
+        scratchRoot,
+        shim,
+        bwrap,
+        cgroupName: `p${process.pid}-n${this.opts.nid}-${spec.pid}`,
+      },
+      n,
+      this.opts.log,
+    );
+    const r: Running = { np, stdinChain: Promise.resolve() };
+    this.running.set(spec.pid, r);
+    np.child.stdout?.on('data', (b: Buffer) => spec.stdio(1, b));
+    np.child.stderr?.on('data', (b: Buffer) => spec.stdio(2, b));
+    np.child.stdin?.on('error', () => undefined); // EPIPE: the process closed its stdin or exited
+    const outputDone = Promise.all([np.child.stdout, np.child.stderr].map((s) => (s ? new Promise((res) => s.once('close', res)) : undefined)));
+    try {
+      try {
+        const uffd = await np.handshake(pager.features);
+        r.slot = pager.attach({ asid: spec.asid, uffd, memfd: np.memfd, base: REGION_BASE, size: spec.regionSize, vbase: spec.vbase }).slot;
+      } catch (err) {
+        np.kill();
+        spec.stdio(2, Buffer.from(`legoos: ${(err as Error).message}\n`));
+      }
+      const exit = await np.exited;
+      await Promise.race([outputDone, new Promise((res) => setTimeout(res, 1000).unref())]);
+      const stats = r.slot === undefined ? undefined : await pager.detach(r.slot);
+      if (exit.oomKilled) spec.stdio(2, Buffer.from(`legoos: process ${spec.pid} was killed: it exceeded its memory limit (${spec.limits.memoryBytes} B)\n`));
+      return { code: exit.code, ...(exit.signal ? { signal: exit.signal } : {}), oomKilled: exit.oomKilled, pager: stats };
+    } finally {
+      np.release();
+      this.running.delete(spec.pid);
+    }
+  }
+
+  /** Stream bytes to the process's stdin, in order; `eof` closes it. */
+  writeStdin(pid: number, data: Uint8Array, eof: boolean): Promise<void> {
+    const r = this.running.get(pid);
+    if (!r) return Promise.reject(new SyscallError('ESRCH', `no running native process ${pid}`));
+    const stdin = r.np.child.stdin as Writable | null;
+    if (!stdin) return Promise.reject(new SyscallError('EBADF', `process ${pid} has no stdin`));
+    r.stdinChain = r.stdinChain.then(async () => {
+      if (stdin.destroyed || stdin.writableEnded) return;
+      if (data.length > 0 && !stdin.write(data)) {
+        await new Promise<void>((res) => {
+          const done = () => {
+            stdin.off('drain', done);
+            stdin.off('close', done);
+            res();
+          };
+          stdin.on('drain', done);
+          stdin.on('close', done);
+        });
+      }
+      if (eof) stdin.end();
+    });
+    return r.stdinChain;
+  }
+
+  kill(pid: number): boolean {
+    const r = this.running.get(pid);
+    if (!r) return false;
+    r.np.kill();
+    return true;
+  }
+
+  /** Every running native process (what `legoos ps` lists besides JS programs). */
+  has(pid: number): boolean {
+    return this.running.has(pid);
+  }
+
+  invalidateTranslations(asid: number): number {
+    return this.pager?.invalidateTranslations(asid) ?? 0;
+  }
+
+  stats(): PagerStats | undefined {
+    return this.pager?.stats();
+  }
+
+  private fatal(slot: number, message: string): void {
+    for (const [pid, r] of this.running) {
+      if (r.slot !== slot) continue;
+      this.opts.log.error({ pid, message }, 'remote memory of a native process failed: killing it');
+      r.np.kill('SIGBUS');
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const r of this.running.values()) r.np.kill();
+    await this.pager?.close();
+    if (this.scratchRoot) rmSync(this.scratchRoot, { recursive: true, force: true });
+  }
+}
