@@ -213,7 +213,8 @@ int write_protect(int uffd, uint64_t addr, uint64_t len, bool protect, bool wake
   uffdio_writeprotect w{};
   w.range.start = addr;
   w.range.len = len;
-  w.mode = (protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0) | (wake ? 0 : UFFDIO_WRITEPROTECT_MODE_DONTWAKE);
+  // The kernel refuses WP together with DONTWAKE (protecting wakes nobody anyway).
+  w.mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : (wake ? 0 : UFFDIO_WRITEPROTECT_MODE_DONTWAKE);
   for (;;) {
     if (::ioctl(uffd, UFFDIO_WRITEPROTECT, &w) == 0) return 0;
     int e = errno;

@@ -93,20 +93,25 @@ export default function serve(task: PagerTask): { worker: number; faults: number
   let seen = 0;
   let faults = 0;
   try {
-    while (Atomics.load(control, CTL_STOP) === 0) {
+    const applyControl = () => {
       const seq = Atomics.load(control, CTL_SEQ);
-      if (seq !== seen) {
-        for (let m = receiveMessageOnPort(task.port); m !== undefined; m = receiveMessageOnPort(task.port)) {
-          const c = m.message as PagerControl;
-          if (c.kind === 'add') ctl.addProcess(c.process);
-          else if (c.kind === 'forget') ctl.forgetProcess(c.slot);
-          else ctl.dropTranslations(c.slot);
-        }
-        seen = seq;
-        Atomics.store(control, CTL_ACK + task.worker, seq);
-        Atomics.notify(control, CTL_ACK + task.worker);
+      if (seq === seen) return;
+      for (let m = receiveMessageOnPort(task.port); m !== undefined; m = receiveMessageOnPort(task.port)) {
+        const c = m.message as PagerControl;
+        if (c.kind === 'add') ctl!.addProcess(c.process);
+        else if (c.kind === 'forget') ctl!.forgetProcess(c.slot);
+        else ctl!.dropTranslations(c.slot);
       }
+      seen = seq;
+      Atomics.store(control, CTL_ACK + task.worker, seq);
+      Atomics.notify(control, CTL_ACK + task.worker);
+    };
+    while (Atomics.load(control, CTL_STOP) === 0) {
+      applyControl();
       const k = n.waitFaults(task.epfd, 50, task.spinUs, out);
+      // A process's uffd joins the epoll sets only after its 'add' was posted: applying control
+      // now makes every fault read here belong to a known process.
+      if (k > 0) applyControl();
       for (let i = 0; i < k; i++) {
         faults++;
         try {

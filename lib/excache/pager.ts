@@ -119,7 +119,10 @@ export function allocatePagerState(params: PagerParams): PagerState {
   P.init(policy, g.sets, g.ways, g.seed);
   const ways = new SharedArrayBuffer(g.sets * g.ways * WAY_WORDS * 4);
   const w = new Int32Array(ways);
-  for (let i = 0; i < g.sets * g.ways; i++) w[i * WAY_WORDS + W_SLOT] = -1;
+  for (let i = 0; i < g.sets * g.ways; i++) {
+    w[i * WAY_WORDS + W_SLOT] = -1;
+    w[i * WAY_WORDS + W_VSLOT] = -1;
+  }
   return {
     geometry: g,
     locks: new SharedArrayBuffer(g.sets * 4),
@@ -329,7 +332,7 @@ export class PagerController {
   private setOf(slot: number, line: number): number {
     // Virtually indexed: a multiplicative hash of (ASID slot, virtual line).
     const h = Math.imul(line ^ Math.imul(slot, 0x9e3779b1), 0x85ebca6b) >>> 0;
-    return (h ^ (h >>> 15)) % this.g.sets;
+    return ((h ^ (h >>> 15)) >>> 0) % this.g.sets;
   }
 
   /** The way holding (slot, line) in `set`, or -1; -2 when it is being evicted. Under the set lock. */

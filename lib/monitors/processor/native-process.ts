@@ -121,7 +121,7 @@ export class NativeProcess {
       });
       this.child.once('exit', (code, signal) => {
         const oom = this.cgroups.oomKilled();
-        const sig = signal ?? this.killedBy;
+        const sig = signal ? (this.killedBy ?? signal) : undefined;
         resolve({ code: code ?? 128 + ((osConstants.signals as Record<string, number>)[signal ?? 'SIGKILL'] ?? 9), ...(sig ? { signal: sig } : {}), oomKilled: oom });
       });
     });

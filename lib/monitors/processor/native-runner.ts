@@ -86,6 +86,10 @@ export class NativeRunner {
       fabric: this.opts.fabric,
       handlers: this.opts.handlers,
       onFatal: (slot, message) => this.fatal(slot, message),
+      onWorkerError: (worker, err) => {
+        this.opts.log.error({ err, worker }, 'pager worker failed: killing the native processes');
+        for (const r of this.running.values()) r.np.kill();
+      },
     });
     return this.pager;
   }

@@ -24,6 +24,8 @@ export interface PagerHostOptions {
   handlers: CacheHostHandlers;
   /** A process's memory failed beyond recovery: kill it. */
   onFatal(slot: number, message: string): void;
+  /** A pager worker failed (a bug): the processes it served cannot make progress. */
+  onWorkerError(worker: number, err: unknown): void;
   /** Busy-poll before sleeping in epoll_wait (µs). Default 50 (LEGOOS_PAGER_SPIN_US). */
   spinUs?: number;
 }
@@ -91,7 +93,12 @@ export class PagerHost {
       const epfd = this.n.epollCreate();
       this.epfds.push(epfd);
       const task: PagerTask = { state: this.state, worker: w, epfd, port: port2, nid: opts.nid, fabric: opts.fabric, calls: this.calls, spinUs };
-      this.tasks.push(this.pool.run(task, { transferList: [port2] }));
+      this.tasks.push(
+        this.pool.run(task, { transferList: [port2] }).catch((err: unknown) => {
+          // A worker that dies stops serving faults: its processes hang, so say so loudly.
+          if (!this.closed) opts.onWorkerError(w, err);
+        }),
+      );
     }
   }
 

@@ -64,8 +64,9 @@ export function bwrapArgs(s: BwrapSpec): string[] {
   for (const d of RO_DIRS) a.push('--ro-bind-try', d, d);
   for (const f of RO_FILES) a.push('--ro-bind-try', f, f);
   for (const l of USR_LINKS) if (existsSync(`/usr/${l}`)) a.push('--symlink', `usr/${l}`, `/${l}`);
-  for (const p of s.roBinds) a.push('--ro-bind', p, p);
   a.push('--proc', '/proc', '--dev', '/dev', '--size', String(s.tmpBytes), '--tmpfs', '/tmp');
+  // After /tmp's tmpfs, which would hide a program or shim that lives under /tmp.
+  for (const p of s.roBinds) a.push('--ro-bind', p, p);
   a.push('--bind', s.scratch, '/scratch', '--chdir', '/scratch', '--setenv', 'HOME', '/scratch');
   for (const [k, v] of Object.entries(s.setenv ?? {})) a.push('--setenv', k, v);
   a.push('--', ...s.argv);
