@@ -22,6 +22,7 @@ const FAMILIES: Family[] = [
   { names: ['bench'], bench: true, load: () => import('./commands/bench-fabric.js') },
   { names: ['bench'], bench: true, load: () => import('./commands/bench-excache.js') },
   { names: ['bench'], bench: true, load: () => import('./commands/bench-ycsb.js') },
+  { names: ['bench'], bench: true, load: () => import('./commands/bench-pager.js') },
 ];
 
 /** The whole command line, or (given argv) only the family its first word names. */

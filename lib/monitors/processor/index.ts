@@ -21,7 +21,7 @@ import { isNodeFailure } from '../../excache/failover-remote-memory.js';
 import type { PagerStats } from '../../excache/pager.js';
 import { emptyStats } from '../../excache/stats.js';
 import { parseSize } from '../../config/schema.js';
-import { DEFAULT_REGION_SIZE, NativeRunner, REGION_ALIGN } from './native-runner.js';
+import { DEFAULT_REGION_SIZE, NativeRunner, nativeUnavailable, REGION_ALIGN } from './native-runner.js';
 import { DEFAULT_LIMITS, type SandboxLimits } from './sandbox.js';
 
 /** How long a process may pause for a memory-monitor failover before its access fails. */
@@ -437,6 +437,8 @@ export class ProcessorMonitor {
       throw new SyscallError('EINVAL', `heap size must be a multiple of 32 MiB from 32 MiB to 64 GiB, got ${String(req.heap)}`);
     }
     const limits = limitsOf(req.limits);
+    const why = nativeUnavailable();
+    if (why) throw new SyscallError('ENOSYS', `processor ${this.opts.nid} cannot run native processes: ${why}`);
     try {
       await stat(program);
     } catch {
@@ -599,7 +601,7 @@ export async function startProcessorMonitor(cfg: Config, nid: number, opts: Moni
     role: 'processor',
     address: m.address,
     monitor: m,
-    stats: () => ({ processes: m.runtime.processes.size, threads: m.runtime.runningThreads, cache: m.cacheHost.stats(0).cache, rpc: m.server.stats() }),
+    stats: () => ({ processes: m.runtime.processes.size + m.native.processes, threads: m.runtime.runningThreads, cache: m.cacheHost.stats(0).cache, pager: m.native.stats(), rpc: m.server.stats() }),
     close: () => m.close(),
   };
 }

@@ -158,12 +158,16 @@ export class PagerHost {
     return Atomics.add(this.control, CTL_SEQ, 1) + 1;
   }
 
-  /** Wait (bounded) until every worker has applied control message `seq`. */
+  /**
+   * Wait (bounded) until every worker has applied control message `seq`. A worker applies it
+   * between faults; one riding out a memory failover may be inside a fill for up to the
+   * recovery bound (120 s), so the bound is a little longer than that.
+   */
   private async acked(seq: number): Promise<void> {
-    const deadline = Date.now() + 10_000;
+    const deadline = Date.now() + 130_000;
     for (let w = 0; w < this.state.geometry.workers; w++) {
       while (Atomics.load(this.control, CTL_ACK + w) - seq < 0) {
-        if (Date.now() > deadline) throw new SyscallError('ETIMEDOUT', `pager worker ${w} did not acknowledge a control message within 10 s`);
+        if (Date.now() > deadline) throw new SyscallError('ETIMEDOUT', `pager worker ${w} did not acknowledge a control message within 130 s`);
         await new Promise((r) => setTimeout(r, 2));
       }
     }
