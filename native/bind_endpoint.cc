@@ -54,7 +54,7 @@ Napi::Object info_to_js(Napi::Env env, const EndpointInfo& i) {
 // (LEGOOS_FABRIC_SPIN_US, default 0) pays off only with a core to spare; on a busy host the
 // spinner steals the CPU the peer needs, so by default it blocks in the fd at once.
 // progress() enforces the op timeout.
-Completion wait_one(Endpoint& ep, uint64_t wr_id, int spin_us) {
+Completion wait_one(Endpoint& ep, uint64_t wr_id, int spin_us, std::unordered_map<uint64_t, Completion>* others = nullptr) {
   using Clock = std::chrono::steady_clock;
   Completion c;
   auto spin_until = Clock::now() + std::chrono::microseconds(spin_us);
@@ -64,6 +64,7 @@ Completion wait_one(Endpoint& ep, uint64_t wr_id, int spin_us) {
     if (!spinning) ep.wait(50);
     if (ep.progress(&c, 1) == 1) {
       if (c.wr_id == wr_id) return c;
+      if (others != nullptr) others->emplace(c.wr_id, c);
       continue;
     }
     if (spinning && (i & 15) == 0 && Clock::now() > spin_until) spinning = false;
@@ -126,6 +127,9 @@ Napi::Function EndpointWrap::Define(Napi::Env env) {
                          InstanceMethod("fetchAndAdd", &EndpointWrap::FetchAndAdd),
                          InstanceMethod("readSync", &EndpointWrap::ReadSync),
                          InstanceMethod("writeSync", &EndpointWrap::WriteSync),
+                         InstanceMethod("postReadSync", &EndpointWrap::PostReadSync),
+                         InstanceMethod("postWriteSync", &EndpointWrap::PostWriteSync),
+                         InstanceMethod("waitSync", &EndpointWrap::WaitSync),
                          InstanceMethod("compareAndSwapSync", &EndpointWrap::CompareAndSwapSync),
                          InstanceMethod("fetchAndAddSync", &EndpointWrap::FetchAndAddSync),
                          InstanceMethod("close", &EndpointWrap::Close),
@@ -265,6 +269,8 @@ Napi::Value EndpointWrap::run_sync(const Napi::CallbackInfo& info, Opcode op) {
   check_open(env);
   if (!pending_.empty())
     throw to_js(env, Error("EBUSY", "async operations are in flight on this endpoint; do not mix sync and async", 16));
+  if (!sync_inflight_.empty())
+    throw to_js(env, Error("EBUSY", "posted sync operations are not waited for yet on this endpoint (waitSync)", 16));
   Napi::Object mr_obj;
   WorkRequest wr = parse_wr(info, op, &mr_obj);
   wr.wr_id = next_wr_id_++;
@@ -281,6 +287,52 @@ Napi::Value EndpointWrap::run_sync(const Napi::CallbackInfo& info, Opcode op) {
     std::memcpy(&v, wr.mr->addr() + wr.local_offset, 8);
     return Napi::BigInt::New(env, v);
   }
+  return env.Undefined();
+}
+
+Napi::Value EndpointWrap::post_sync(const Napi::CallbackInfo& info, Opcode op) {
+  Napi::Env env = info.Env();
+  check_open(env);
+  if (!pending_.empty())
+    throw to_js(env, Error("EBUSY", "async operations are in flight on this endpoint; do not mix sync and async", 16));
+  Napi::Object mr_obj;
+  WorkRequest wr = parse_wr(info, op, &mr_obj);
+  wr.wr_id = next_wr_id_++;
+  try {
+    ep_->post(wr);
+  } catch (const Error& e) {
+    throw to_js(env, e);
+  }
+  sync_inflight_.emplace(wr.wr_id, Napi::Persistent(mr_obj));
+  return Napi::Number::New(env, static_cast<double>(wr.wr_id));
+}
+
+Napi::Value EndpointWrap::WaitSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "waitSync(id): id must be a number from postReadSync/postWriteSync");
+  uint64_t id = static_cast<uint64_t>(info[0].As<Napi::Number>().DoubleValue());
+  auto it = sync_inflight_.find(id);
+  if (it == sync_inflight_.end()) throw Napi::RangeError::New(env, "waitSync(id): no posted operation with this id");
+  Completion c;
+  try {
+    for (;;) {
+      auto d = sync_done_.find(id);
+      if (d != sync_done_.end()) {
+        c = d->second;
+        sync_done_.erase(d);
+        break;
+      }
+      if (closed_) throw Error::closed("endpoint");
+      // Completions of the other posted ops that arrive first are kept for their own waitSync.
+      c = wait_one(*ep_, id, spin_us_, &sync_done_);
+      break;
+    }
+  } catch (const Error& e) {
+    sync_inflight_.erase(id);
+    throw to_js(env, e);
+  }
+  sync_inflight_.erase(id);
+  if (c.status != kWcSuccess) throw to_js(env, Error::from_wc(c.status, c.vendor_err, c.wr_id));
   return env.Undefined();
 }
 

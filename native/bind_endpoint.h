@@ -51,11 +51,21 @@ class EndpointWrap : public Napi::ObjectWrap<EndpointWrap> {
   Napi::Value WriteSync(const Napi::CallbackInfo& info) { return run_sync(info, Opcode::kWrite); }
   Napi::Value CompareAndSwapSync(const Napi::CallbackInfo& info) { return run_sync(info, Opcode::kCompSwap); }
   Napi::Value FetchAndAddSync(const Napi::CallbackInfo& info) { return run_sync(info, Opcode::kFetchAdd); }
+  // Split sync ops: post now, wait later, so one thread keeps several ops in flight (a write-back
+  // to every replica and the next fill travel together). waitSync(id) throws like readSync.
+  Napi::Value PostReadSync(const Napi::CallbackInfo& info) { return post_sync(info, Opcode::kRead); }
+  Napi::Value PostWriteSync(const Napi::CallbackInfo& info) { return post_sync(info, Opcode::kWrite); }
+  Napi::Value WaitSync(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   WorkRequest parse_wr(const Napi::CallbackInfo& info, Opcode op, Napi::Object* mr_obj);
   Napi::Value post_async(const Napi::CallbackInfo& info, Opcode op);
   Napi::Value run_sync(const Napi::CallbackInfo& info, Opcode op);
+  Napi::Value post_sync(const Napi::CallbackInfo& info, Opcode op);
+  // Split sync ops posted and not yet waited for, with the MR objects they use (kept alive), and
+  // completions that arrived while waiting for another one.
+  std::unordered_map<uint64_t, Napi::Reference<Napi::Object>> sync_inflight_;
+  std::unordered_map<uint64_t, Completion> sync_done_;
   void check_open(Napi::Env env);
   void watch();
   void on_ready(int status);

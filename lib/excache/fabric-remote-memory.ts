@@ -113,14 +113,59 @@ export class FabricRemoteMemory implements RemoteMemory {
   }
 
   writeLine(t: Translation, offsetInChunk: number, cacheDataOffset: number, length: number): void {
-    // Sequential sync WRITEs: the line is durable on every replica when this returns. A failed
-    // replica throws (FabricError, or what accessError makes of it) and the cache keeps the
-    // line dirty.
+    // The line is durable on every replica when this returns. A failed replica throws
+    // (FabricError, or what accessError makes of it) and the cache keeps the line dirty.
+    this.io(() => this.together(t.replicas.map((r) => ({ r, op: 'write' as const, off: offsetInChunk, local: cacheDataOffset, length }))));
+  }
+
+  /**
+   * Write a line back to every replica and fill another from its primary, all in flight at
+   * once: one round trip instead of (replicas + 1). The two lines are distinct, so the order
+   * between them does not matter (LegoOS piggybacks the same pair on one message).
+   */
+  writeThenRead(
+    wt: Translation, wOffsetInChunk: number, wCacheDataOffset: number,
+    rt: Translation, rOffsetInChunk: number, rCacheDataOffset: number, length: number,
+  ): void {
+    this.io(() =>
+      this.together([
+        ...wt.replicas.map((r) => ({ r, op: 'write' as const, off: wOffsetInChunk, local: wCacheDataOffset, length })),
+        { r: rt.replicas[0]!, op: 'read' as const, off: rOffsetInChunk, local: rCacheDataOffset, length },
+      ]),
+    );
+  }
+
+  /** Post every op, then wait for each; the first failure is thrown once all have settled. */
+  private together(ops: { r: Translation['replicas'][number]; op: 'read' | 'write'; off: number; local: number; length: number }[]): void {
     const mr = this.region();
-    for (const r of t.replicas) {
-      const ep = this.endpoint(r.nid);
-      this.io(() => ep.writeSync(mr, cacheDataOffset, r.addr + BigInt(offsetInChunk), r.rkey, length));
+    if (ops.length === 1 || ops.some((o) => this.endpoint(o.r.nid).postReadSync === undefined)) {
+      for (const o of ops) {
+        const ep = this.endpoint(o.r.nid);
+        if (o.op === 'read') ep.readSync(mr, o.local, o.r.addr + BigInt(o.off), o.r.rkey, o.length);
+        else ep.writeSync(mr, o.local, o.r.addr + BigInt(o.off), o.r.rkey, o.length);
+      }
+      return;
     }
+    const posted: [EndpointLike, number][] = [];
+    let first: unknown;
+    for (const o of ops) {
+      try {
+        const ep = this.endpoint(o.r.nid);
+        const id = o.op === 'read' ? ep.postReadSync!(mr, o.local, o.r.addr + BigInt(o.off), o.r.rkey, o.length) : ep.postWriteSync!(mr, o.local, o.r.addr + BigInt(o.off), o.r.rkey, o.length);
+        posted.push([ep, id]);
+      } catch (err) {
+        first ??= err;
+        break;
+      }
+    }
+    for (const [ep, id] of posted) {
+      try {
+        ep.waitSync!(id);
+      } catch (err) {
+        first ??= err;
+      }
+    }
+    if (first !== undefined) throw first;
   }
 
   close(): void {

@@ -83,6 +83,26 @@ export class FailoverRemoteMemory implements RemoteMemory {
     this.withRecovery(t, (x) => this.inner.writeLine(x, offsetInChunk, cacheDataOffset, length));
   }
 
+  /**
+   * The piggybacked pair; when a node fails under it, each half is redone with its own recovery
+   * (re-writing a replica that took the line, or re-reading, is harmless).
+   */
+  writeThenRead(
+    wt: Translation, wOffsetInChunk: number, wCacheDataOffset: number,
+    rt: Translation, rOffsetInChunk: number, rCacheDataOffset: number, length: number,
+  ): void {
+    if (this.inner.writeThenRead) {
+      try {
+        this.inner.writeThenRead(wt, wOffsetInChunk, wCacheDataOffset, rt, rOffsetInChunk, rCacheDataOffset, length);
+        return;
+      } catch (err) {
+        if (!isNodeFailure(err)) throw this.opts.finalError ? this.opts.finalError(err) : err;
+      }
+    }
+    this.writeLine(wt, wOffsetInChunk, wCacheDataOffset, length);
+    this.readLine(rt, rOffsetInChunk, rCacheDataOffset, length);
+  }
+
   close(): void {
     this.inner.close?.();
   }

@@ -296,7 +296,7 @@ export class PagerController {
     this.epochs = new Int32Array(state.epochs);
     this.stats = new Float64Array(state.stats);
     this.policy = new POLICIES[this.g.policy](state.policy, this.g.sets, this.g.ways);
-    this.staging = new Uint8Array(this.g.lineSize);
+    this.staging = new Uint8Array(2 * this.g.lineSize);
     this.zeros = new Uint8Array(this.g.lineSize);
     this.remote.attach(this.staging);
     this.statBase = worker * (1 + this.g.maxSlots) * P_COUNTERS;
@@ -414,18 +414,7 @@ export class PagerController {
       const t0 = performance.now();
       let ok = false;
       try {
-        if (vState !== INVALID) {
-          try {
-            this.evict(vSlot, vLine, vState === DIRTY);
-          } catch (err) {
-            throw new PagerFault([vSlot, slot], err);
-          }
-        }
-        try {
-          this.fill(p, line, lineAddr, (flags & FAULT_WRITE) !== 0);
-        } catch (err) {
-          throw new PagerFault([slot], err);
-        }
+        this.replace(vState === INVALID ? undefined : { slot: vSlot, line: vLine, dirty: vState === DIRTY }, p, line, lineAddr, (flags & FAULT_WRITE) !== 0);
         ok = true;
       } finally {
         lock(this.locks, set);
@@ -461,42 +450,69 @@ export class PagerController {
     return -1;
   }
 
-  /** Write back (if dirty) and drop the line (vSlot, vLine) from its process's region. */
-  private evict(vSlot: number, vLine: number, dirty: boolean): void {
-    const vp = this.procs.get(vSlot);
-    this.count(vSlot, P_EVICTIONS);
-    if (vp === undefined) return; // its process exited: nothing to keep
-    const L = this.g.lineSize;
-    const addr = vp.base + vLine * L;
-    const off = vLine * L;
-    if (dirty) {
-      // Stop stores first (they fault and wait for us), then copy out what is final.
-      this.io.writeProtect(vp, addr, L, true, false);
-      this.io.readRegion(vp, off, this.staging, 0, L);
-      const t = this.translation(vp, off);
-      this.remote.writeLine(t, vp.vbase + off - t.vbase, 0, L);
-      Atomics.or(vp.written, vLine >>> 5, 1 << (vLine & 31));
-      this.count(vSlot, P_WRITEBACKS);
-    }
-    this.io.punch(vp, off, L);
-    this.io.wake(vp, addr, L);
-  }
-
-  private fill(p: PagedProcess, line: number, lineAddr: number, write: boolean): void {
+  /**
+   * Evict the victim (if any) and fill (p, line). The victim's write-back to every replica and
+   * the fill's READ are in flight together (one round trip; LegoOS piggybacks the pair on one
+   * message). Staging: [0, L) the victim's bytes, [L, 2L) the filled line's.
+   */
+  private replace(victim: { slot: number; line: number; dirty: boolean } | undefined, p: PagedProcess, line: number, lineAddr: number, write: boolean): void {
     const L = this.g.lineSize;
     const off = line * L;
-    const written = (Atomics.load(p.written, line >>> 5) & (1 << (line & 31))) !== 0;
-    if (!written) {
-      // Never written back: memory holds zeros. A store gets a writable zero page at once.
-      this.count(p.slot, P_PLOCAL);
-      if (write) this.io.zeropage(p, lineAddr, L);
-      else this.io.copy(p, lineAddr, this.zeros, 0, L, true);
-      return;
+    const remoteFill = (Atomics.load(p.written, line >>> 5) & (1 << (line & 31))) !== 0;
+    const vp = victim ? this.procs.get(victim.slot) : undefined;
+    if (victim) this.count(victim.slot, P_EVICTIONS);
+    const faultOf = (slots: number[]) => (err: unknown) => new PagerFault(slots, err);
+    let vt: Translation | undefined;
+    let vOff = 0;
+    try {
+      if (vp && victim?.dirty) {
+        vOff = victim.line * L;
+        // Stop stores first (they fault and wait for us), then copy out what is final.
+        this.io.writeProtect(vp, vp.base + vOff, L, true, false);
+        this.io.readRegion(vp, vOff, this.staging, 0, L);
+        vt = this.translation(vp, vOff);
+      }
+    } catch (err) {
+      throw faultOf([victim!.slot, p.slot])(err);
     }
-    const t = this.translation(p, off);
-    this.remote.readLine(t, p.vbase + off - t.vbase, 0, L);
-    this.count(p.slot, P_MISSES);
-    this.io.copy(p, lineAddr, this.staging, 0, L, !write);
+    let t: Translation | undefined;
+    try {
+      if (remoteFill) t = this.translation(p, off);
+      if (vt && t && this.remote.writeThenRead) {
+        this.remote.writeThenRead(vt, vp!.vbase + vOff - vt.vbase, 0, t, p.vbase + off - t.vbase, L, L);
+      } else {
+        if (vt) this.remote.writeLine(vt, vp!.vbase + vOff - vt.vbase, 0, L);
+        if (t) this.remote.readLine(t, p.vbase + off - t.vbase, L, L);
+      }
+    } catch (err) {
+      throw faultOf(vt ? [victim!.slot, p.slot] : [p.slot])(err);
+    }
+    try {
+      if (vp && victim) {
+        if (vt) {
+          Atomics.or(vp.written, victim.line >>> 5, 1 << (victim.line & 31));
+          this.count(victim.slot, P_WRITEBACKS);
+        }
+        // Threads waiting on the victim refault as misses once it is gone.
+        this.io.punch(vp, victim.line * L, L);
+        this.io.wake(vp, vp.base + victim.line * L, L);
+      }
+    } catch (err) {
+      throw faultOf([victim!.slot, p.slot])(err);
+    }
+    try {
+      if (t) {
+        this.count(p.slot, P_MISSES);
+        this.io.copy(p, lineAddr, this.staging, L, L, !write);
+      } else {
+        // Never written back: memory holds zeros. A store gets a writable zero page at once.
+        this.count(p.slot, P_PLOCAL);
+        if (write) this.io.zeropage(p, lineAddr, L);
+        else this.io.copy(p, lineAddr, this.zeros, 0, L, true);
+      }
+    } catch (err) {
+      throw faultOf([p.slot])(err);
+    }
   }
 
   /** The chunk holding region offset `off` of p, cached per worker until the slot's epoch moves. */

@@ -123,6 +123,23 @@ export class Endpoint implements EndpointLike {
     this.handle.writeSync(checkOp(local, localOffset, remoteAddr, rkey, length), localOffset, remoteAddr, rkey, length);
   }
 
+  /**
+   * Post a READ (or WRITE, below) and return at once; `waitSync(id)` waits for its completion
+   * and throws as readSync would. For workers that keep several ops in flight on one thread
+   * (a write-back to every replica and the next fill). Do not mix with the async ops.
+   */
+  postReadSync(local: MemoryRegionLike, localOffset: number, remoteAddr: bigint, rkey: number, length: number): number {
+    return this.handle.postReadSync(checkOp(local, localOffset, remoteAddr, rkey, length), localOffset, remoteAddr, rkey, length);
+  }
+
+  postWriteSync(local: MemoryRegionLike, localOffset: number, remoteAddr: bigint, rkey: number, length: number): number {
+    return this.handle.postWriteSync(checkOp(local, localOffset, remoteAddr, rkey, length), localOffset, remoteAddr, rkey, length);
+  }
+
+  waitSync(id: number): void {
+    this.handle.waitSync(id);
+  }
+
   /** 64-bit remote compare-and-swap; the old value lands in local[localOffset..+8] and is returned. */
   compareAndSwap(local: MemoryRegionLike, localOffset: number, remoteAddr: bigint, rkey: number, compare: bigint, swap: bigint): Promise<bigint> {
     return this.handle.compareAndSwap(checkAtomic(local, localOffset, remoteAddr, rkey), localOffset, remoteAddr, rkey, BigInt.asUintN(64, compare), BigInt.asUintN(64, swap));

@@ -44,6 +44,9 @@ export interface NativeEndpoint {
   fetchAndAdd(mr: NativeMemoryRegion, localOffset: number, remoteAddr: bigint, rkey: number, add: bigint): Promise<bigint>;
   readSync(mr: NativeMemoryRegion, localOffset: number, remoteAddr: bigint, rkey: number, length: number): void;
   writeSync(mr: NativeMemoryRegion, localOffset: number, remoteAddr: bigint, rkey: number, length: number): void;
+  postReadSync(mr: NativeMemoryRegion, localOffset: number, remoteAddr: bigint, rkey: number, length: number): number;
+  postWriteSync(mr: NativeMemoryRegion, localOffset: number, remoteAddr: bigint, rkey: number, length: number): number;
+  waitSync(id: number): void;
   compareAndSwapSync(mr: NativeMemoryRegion, localOffset: number, remoteAddr: bigint, rkey: number, compare: bigint, swap: bigint): bigint;
   fetchAndAddSync(mr: NativeMemoryRegion, localOffset: number, remoteAddr: bigint, rkey: number, add: bigint): bigint;
   close(): void;

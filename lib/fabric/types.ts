@@ -79,6 +79,10 @@ export interface EndpointLike {
   write(local: MemoryRegionLike, localOffset: number, remoteAddr: bigint, rkey: number, length: number): Promise<void>;
   readSync(local: MemoryRegionLike, localOffset: number, remoteAddr: bigint, rkey: number, length: number): void;
   writeSync(local: MemoryRegionLike, localOffset: number, remoteAddr: bigint, rkey: number, length: number): void;
+  /** Split sync ops (workers): post now, waitSync(id) later; several may be in flight. */
+  postReadSync?(local: MemoryRegionLike, localOffset: number, remoteAddr: bigint, rkey: number, length: number): number;
+  postWriteSync?(local: MemoryRegionLike, localOffset: number, remoteAddr: bigint, rkey: number, length: number): number;
+  waitSync?(id: number): void;
   close(): void;
 }
 

@@ -109,6 +109,36 @@ if (skip) {
     t.equal((await target.peek(15 << 20, 8)).readBigUInt64LE(0), 42n, 'target holds 42');
   });
 
+  t.test('split sync ops: several posted, waited for in any order (the pager\'s write-back + fill)', async (t) => {
+    const L = 4096;
+    for (let i = 0; i < 2 * L; i++) local.view[i] = (i * 31 + 7) & 0xff;
+    // Two WRITEs of different bytes to two places and a READ of a third, all in flight at once.
+    const w1 = ep.postWriteSync(local, 0, R.addr + 100_000n, R.rkey, L);
+    const w2 = ep.postWriteSync(local, L, R.addr + 200_000n, R.rkey, L);
+    const r1 = ep.postReadSync(local, 2 * L, R.addr + 300_001n, R.rkey, L);
+    ep.waitSync(r1);
+    ep.waitSync(w2);
+    ep.waitSync(w1);
+    let bad = -1;
+    for (let i = 0; i < L; i++) if (local.view[2 * L + i] !== patternByte(SEED, 300_001 + i)) { bad = i; break; }
+    t.equal(bad, -1, 'the READ landed the remote bytes');
+    ep.readSync(local, 3 * L, R.addr + 100_000n, R.rkey, L);
+    ep.readSync(local, 4 * L, R.addr + 200_000n, R.rkey, L);
+    t.equal(Buffer.compare(Buffer.from(local.view.subarray(3 * L, 4 * L)), Buffer.from(local.view.subarray(0, L))), 0, 'the first WRITE reached the target');
+    t.equal(Buffer.compare(Buffer.from(local.view.subarray(4 * L, 5 * L)), Buffer.from(local.view.subarray(L, 2 * L))), 0, 'the second WRITE reached the target');
+    t.throws(() => ep.waitSync(w1), RangeError, 'an id is waited for once');
+    const pending = ep.postReadSync(local, 0, R.addr, R.rkey, 8);
+    t.throws(() => ep.readSync(local, 0, R.addr, R.rkey, 8), { code: 'EBUSY' }, 'a plain sync op refuses to run while posted ops are not waited for');
+    ep.waitSync(pending);
+    // A bad rkey fails at its wait with the verbs status, and the next ops still work (tcp).
+    const bad1 = ep.postReadSync(local, 0, R.addr, (R.rkey ^ 0x5a5a) >>> 0, 8);
+    t.throws(() => ep.waitSync(bad1), { code: 'IBV_WC_REM_ACCESS_ERR' }, 'a wrong rkey is a remote access error at waitSync');
+    if (provider === 'tcp') {
+      ep.readSync(local, 0, R.addr, R.rkey, 8);
+      t.pass('the endpoint is still usable after the failed op (tcp)');
+    }
+  });
+
   t.test('validation happens in TS with the option named', async (t) => {
     t.throws(() => ep.read(local, -1, R.addr, R.rkey, 1), { name: 'RangeError', message: /localOffset/ }, 'negative offset names localOffset');
     t.throws(() => ep.read(local, local.length - 1, R.addr, R.rkey, 2), RangeError, 'local overrun');
