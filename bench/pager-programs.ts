@@ -5,7 +5,7 @@
 //   - GNU sort over generated text, read from a pipe and written to /dev/null in both places;
 //   - redis-server, loaded and measured by redis-benchmark (SET then GET, 1 KiB values, a
 //     keyspace) on this host, its footprint from INFO memory (used_memory_rss).
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -25,6 +25,7 @@ export const REDIS_SERVER = '/usr/bin/redis-server';
 export const REDIS_BENCHMARK = '/usr/bin/redis-benchmark';
 export const REDIS_CLI = '/usr/bin/redis-cli';
 export const SORT = '/usr/bin/sort';
+export const WC = '/usr/bin/wc';
 
 /** What the benchmark needs on this host, with the fix named; undefined when all is there. */
 export function missingTools(): string | undefined {
@@ -88,6 +89,24 @@ export class HostChildren {
     c.once('exit', () => this.live.delete(c));
     c.once('error', () => this.live.delete(c));
     return c;
+  }
+
+  /** Run to the end (SIGKILL at `timeoutMs`), output collected. */
+  async exec(file: string, args: string[], timeoutMs: number): Promise<{ code: number; stdout: string; stderr: string }> {
+    const c = this.spawn(file, args, ['ignore', 'pipe', 'pipe']);
+    let stdout = '';
+    let stderr = '';
+    c.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
+    c.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+    const t = setTimeout(() => c.pid !== undefined && c.exitCode === null && process.kill(c.pid, 'SIGKILL'), timeoutMs);
+    try {
+      const e = await exitOf(c);
+      return { code: e.code ?? 128, stdout, stderr };
+    } catch (err) {
+      return { code: 127, stdout, stderr: (err as Error).message };
+    } finally {
+      clearTimeout(t);
+    }
   }
 
   async stopAll(): Promise<void> {
@@ -167,12 +186,39 @@ async function* once(b: Buffer): AsyncGenerator<Buffer> {
   yield b;
 }
 
-/** The same sort under legoos: client-side time of the whole run (placement to exit). */
-export async function sortLegoos(cluster: LocalCluster, input: Buffer, cpus: number): Promise<{ ms: number; wallMs: number; pager: PagerStats }> {
+/**
+ * The same sort under legoos: client-side time of the whole run (placement to exit). A run that
+ * does not finish within `timeoutMs` is killed and reported as timed out (its time a lower bound).
+ */
+export async function sortLegoos(cluster: LocalCluster, input: Buffer, cpus: number, timeoutMs: number): Promise<{ ms: number; timedOut: boolean; pager?: PagerStats }> {
   const t0 = performance.now();
-  const r = await cluster.run({ vnode: 1, program: SORT, args: SORT_ARGS, stdin: once(input), heap: '256MiB', limits: { cpus }, timeoutMs: 15 * 60_000 });
+  try {
+    const r = await cluster.run({ vnode: 1, program: SORT, args: SORT_ARGS, stdin: once(input), heap: '256MiB', limits: { cpus }, timeoutMs });
+    return { ms: performance.now() - t0, timedOut: false, pager: checkNative('sort', r) };
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ETIMEDOUT') throw err;
+    return { ms: performance.now() - t0, timedOut: true };
+  }
+}
+
+/** Wall time of one host run of `program` (stdin from a pipe when `input` is given), ms. */
+export async function hostRunMs(kids: HostChildren, program: string, args: string[], input?: Buffer): Promise<number> {
+  const t0 = performance.now();
+  const c = kids.spawn(program, args, ['pipe', 'ignore', 'ignore']);
+  c.stdin!.on('error', () => undefined);
+  c.stdin!.end(input ?? Buffer.alloc(0));
+  const e = await exitOf(c);
+  if (e.code !== 0) throw new Error(`${program} on the host exited ${e.code ?? e.signal}`);
+  return performance.now() - t0;
+}
+
+/** Client-side time of one legoos run of `program` (placement to exit), ms. */
+export async function legoosRunMs(cluster: LocalCluster, program: string, args: string[], cpus: number, input?: Buffer): Promise<number> {
+  const t0 = performance.now();
+  const r = await cluster.run({ vnode: 1, program, args, ...(input ? { stdin: once(input) } : {}), heap: '256MiB', limits: { cpus }, timeoutMs: 5 * 60_000 });
   const ms = performance.now() - t0;
-  return { ms, wallMs: r.stats.wallMs, pager: checkNative('sort', r) };
+  if (r.exitCode !== 0) throw new Error(`${program} under legoos exited ${r.exitCode}: ${r.stderr.trim().slice(-400)}`);
+  return ms;
 }
 
 export interface RedisLoad {
@@ -203,24 +249,15 @@ export async function freePort(): Promise<number> {
   });
 }
 
-function run(file: string, args: string[], timeoutMs: number): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(file, args, { encoding: 'utf8', timeout: timeoutMs, env: PROGRAM_ENV, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
 const redisArgs = (port: number): string[] => ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'];
 
 /** Wait until a redis-server on `port` answers PING; `gone` tells when to stop waiting. */
-async function redisReady(port: number, gone: () => string | undefined, timeoutMs = 30_000): Promise<void> {
+async function redisReady(kids: HostChildren, port: number, gone: () => string | undefined, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const why = gone();
     if (why !== undefined) throw new Error(why);
-    const r = await run(REDIS_CLI, ['-p', String(port), 'ping'], 2000);
+    const r = await kids.exec(REDIS_CLI, ['-p', String(port), 'ping'], 2000);
     if (r.code === 0 && r.stdout.trim() === 'PONG') return;
     if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not answer PING within ${timeoutMs / 1000} s`);
     await new Promise((res) => setTimeout(res, 50));
@@ -228,8 +265,8 @@ async function redisReady(port: number, gone: () => string | undefined, timeoutM
 }
 
 /** redis-benchmark -t get,set (SET runs first: it is the load) then INFO memory. */
-async function redisMeasure(port: number, load: RedisLoad): Promise<RedisRun> {
-  const b = await run(
+async function redisMeasure(kids: HostChildren, port: number, load: RedisLoad): Promise<RedisRun> {
+  const b = await kids.exec(
     REDIS_BENCHMARK,
     ['-p', String(port), '-t', 'get,set', '-d', String(load.dataSize), '-n', String(load.requests), '-r', String(load.keyspace), '--csv'],
     30 * 60_000,
@@ -243,7 +280,7 @@ async function redisMeasure(port: number, load: RedisLoad): Promise<RedisRun> {
   const set = rows.get('SET');
   const get = rows.get('GET');
   if (!set || !get) throw new Error(`redis-benchmark printed no SET/GET rows: ${b.stdout.trim().slice(0, 400)}`);
-  const info = await run(REDIS_CLI, ['-p', String(port), 'info', 'memory'], 10_000);
+  const info = await kids.exec(REDIS_CLI, ['-p', String(port), 'info', 'memory'], 10_000);
   const field = (name: string): number => Number(/^(\w+):(\d+)/m.exec(info.stdout.split('\n').find((l) => l.startsWith(`${name}:`)) ?? '')?.[2] ?? NaN);
   return {
     setOps: Number(set[1]),
@@ -255,8 +292,8 @@ async function redisMeasure(port: number, load: RedisLoad): Promise<RedisRun> {
   };
 }
 
-async function redisShutdown(port: number): Promise<void> {
-  await run(REDIS_CLI, ['-p', String(port), 'shutdown', 'nosave'], 10_000);
+async function redisShutdown(kids: HostChildren, port: number): Promise<void> {
+  await kids.exec(REDIS_CLI, ['-p', String(port), 'shutdown', 'nosave'], 10_000);
 }
 
 /** redis-server on the host, measured, stopped (SHUTDOWN, then SIGKILL by PID). */
@@ -267,10 +304,10 @@ export async function redisNormal(kids: HostChildren, load: RedisLoad): Promise<
   c.stderr!.on('data', (b: Buffer) => (err += b.toString()));
   const exited = exitOf(c);
   try {
-    await redisReady(port, () => (c.exitCode !== null || c.signalCode !== null ? `redis-server exited at start: ${err.trim()}` : undefined));
-    return await redisMeasure(port, load);
+    await redisReady(kids, port, () => (c.exitCode !== null || c.signalCode !== null ? `redis-server exited at start: ${err.trim()}` : undefined));
+    return await redisMeasure(kids, port, load);
   } finally {
-    await redisShutdown(port);
+    await redisShutdown(kids, port);
     const t = setTimeout(() => c.pid !== undefined && c.exitCode === null && process.kill(c.pid, 'SIGKILL'), 10_000);
     await exited.catch(() => undefined);
     clearTimeout(t);
@@ -278,7 +315,7 @@ export async function redisNormal(kids: HostChildren, load: RedisLoad): Promise<
 }
 
 /** redis-server under legoos (it listens on this host's loopback: the sandbox keeps the network). */
-export async function redisLegoos(cluster: LocalCluster, load: RedisLoad, cpus: number): Promise<RedisRun & { pager: PagerStats; wallMs: number }> {
+export async function redisLegoos(kids: HostChildren, cluster: LocalCluster, load: RedisLoad, cpus: number): Promise<RedisRun & { pager: PagerStats; wallMs: number }> {
   const port = await freePort();
   let settled: RunResult | Error | undefined;
   const running = cluster
@@ -289,12 +326,12 @@ export async function redisLegoos(cluster: LocalCluster, load: RedisLoad, cpus: 
     );
   let m: RedisRun | undefined;
   try {
-    await redisReady(port, () =>
+    await redisReady(kids, port, () =>
       settled === undefined ? undefined : `redis-server under legoos ended at start: ${settled instanceof Error ? settled.message : `exit ${settled.exitCode}: ${settled.stderr.trim().slice(-800)}`}`,
     );
-    m = await redisMeasure(port, load);
+    m = await redisMeasure(kids, port, load);
   } finally {
-    await redisShutdown(port);
+    await redisShutdown(kids, port);
     const bound = setTimeout(() => void killRedis(cluster), 15_000);
     await running;
     clearTimeout(bound);

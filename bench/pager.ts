@@ -23,10 +23,9 @@ import { stats as latencyStats, type LatencyStat } from '../lib/fabric/bench.js'
 import { regionToWire, type EndpointInfo } from '../lib/fabric/index.js';
 import { TargetClient } from '../lib/fabric/target.js';
 import { nativeUnavailable } from '../lib/monitors/processor/native-runner.js';
-import { cacheGeometry, type CacheGeometry } from '../lib/ycsb/remote.js';
 import {
   buildFixture, checkNative, HostChildren, missingTools, parseJsonLines, redisLegoos, redisNormal, runFixtureOnHost, sortInput, sortLegoos, sortNormal,
-  SORT_ARGS, type RedisLoad, type RedisRun,
+  hostRunMs, legoosRunMs, SORT, SORT_ARGS, WC, type RedisLoad, type RedisRun,
 } from './pager-programs.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -67,7 +66,10 @@ export interface ProgramRow {
   normal: number;
   /** legoos / normal. */
   vsNormal: number;
-  pager: PagerStats;
+  /** The pager's counters of the (last) legoos run; null when no run finished. */
+  pager: PagerStats | null;
+  /** The legoos run was killed at the time bound: `legoos` is an upper bound. */
+  timedOut?: boolean;
   /** Runs behind the medians. */
   legoosRuns: number[];
   normalRuns: number[];
@@ -107,6 +109,8 @@ export interface PagerBenchResult {
   };
   eviction: { usPerPageP50: number; usPerPageMean: number; writeP50Us: number; writeBacks: number };
   programs: ProgramRow[];
+  /** Costs of a legoos run that are not faults (measured once, on the first sort cluster). */
+  overhead: { emptySortLegoosMs: number; emptySortNormalMs: number; wcLegoosMs: number; wcNormalMs: number } | undefined;
   /** Normal runs on the host: the first of each gives what the binary touches; all are baselines. */
   normal: { sortMaxRssBytes: number; sortMs: number[]; redis: RedisRun; redisRuns: RedisRun[] };
   threads: { rows: { threads: number; faultsPerSec: number; runs: number[] }[]; ratio: number; pager: PagerStats };
@@ -118,6 +122,24 @@ const median = (xs: number[]): number => {
   const n = a.length;
   return n === 0 ? NaN : n % 2 ? a[(n - 1) / 2]! : (a[n / 2 - 1]! + a[n / 2]!) / 2;
 };
+
+interface CacheGeometry {
+  bytes: number;
+  lineSize: number;
+  ways: number;
+  sets: number;
+}
+
+/**
+ * The ExCache closest to `targetBytes` that a processor accepts: 4 KiB lines, a power-of-two
+ * number of sets (the JS programs' software ExCache requires it), 8..15 ways (within 1/16).
+ */
+export function cacheGeometry(targetBytes: number): CacheGeometry {
+  const lines = Math.max(8, Math.round(targetBytes / PAGE));
+  const sets = 2 ** Math.floor(Math.log2(lines / 8));
+  const ways = Math.min(15, Math.max(8, Math.round(lines / sets)));
+  return { bytes: sets * ways * PAGE, lineSize: PAGE, ways, sets };
+}
 
 /** Counters summed over runs; fill mean weighted by fills, histogram bounds the median. */
 function sumPagerStats(xs: PagerStats[]): PagerStats {
@@ -136,7 +158,9 @@ function sumPagerStats(xs: PagerStats[]): PagerStats {
   };
 }
 
-const heapFor = (pages: number): string => `${Math.ceil((pages * PAGE + 64 * MiB) / (32 * MiB)) * 32}MiB`;
+/** A paged heap for buffers of `pages` pages in all: mimalloc gives a huge allocation whole 32 MiB
+ *  arena blocks plus its header, so twice over and some; untouched region costs nothing. */
+const heapFor = (pages: number): string => `${Math.ceil((2 * pages * PAGE + 128 * MiB) / (32 * MiB)) * 32}MiB`;
 
 /** One-sided 4 KiB READ or WRITE latency from a worker (sync), as the pager issues them. */
 async function workerLatency(target: TargetClient, op: 'read' | 'write', iters: number): Promise<Float64Array> {
@@ -173,6 +197,8 @@ async function workerLatency(target: TargetClient, op: 'read' | 'write', iters: 
  */
 export class PagerBench {
   private readonly clusters = new Set<LocalCluster>();
+  private readonly stopping = new Map<LocalCluster, Promise<void>>();
+  private starting: Promise<LocalCluster> | undefined;
   private readonly kids = new HostChildren();
   private target: TargetClient | undefined;
   private dir: string | undefined;
@@ -183,25 +209,42 @@ export class PagerBench {
   /** A temporary cluster whose processor has the ExCache `g` (the pager's, and the JS programs'). */
   private async cluster(g: CacheGeometry): Promise<LocalCluster> {
     if (this.closed) throw new Error('the benchmark was stopped');
-    const c = await startLocalCluster({
+    this.starting = startLocalCluster({
       cache: { size: g.bytes, lineSize: g.lineSize, ways: g.ways, policy: 'fifo' },
       memory: '2GiB',
       up: { timeoutMs: 60_000, env: { LEGOOS_LOG_LEVEL: process.env.LEGOOS_LOG_LEVEL ?? 'warn' } },
     });
+    let c: LocalCluster;
+    try {
+      c = await this.starting;
+    } finally {
+      this.starting = undefined;
+    }
     this.clusters.add(c);
-    if (this.closed) await this.stopCluster(c);
+    if (this.closed) {
+      await this.stopCluster(c);
+      throw new Error('the benchmark was stopped');
+    }
     return c;
   }
 
-  private async stopCluster(c: LocalCluster): Promise<void> {
-    await c.stop();
-    this.clusters.delete(c);
+  /** Stop a cluster (by PID); concurrent callers wait for the same stop. */
+  private stopCluster(c: LocalCluster): Promise<void> {
+    let p = this.stopping.get(c);
+    if (!p) {
+      p = c.stop().finally(() => this.clusters.delete(c));
+      this.stopping.set(c, p);
+    }
+    return p;
   }
 
+  /** Stop everything this benchmark started; safe to call twice and from a signal handler. */
   async close(): Promise<void> {
     this.closed = true;
     await this.kids.stopAll();
-    await Promise.allSettled([...this.clusters].map((c) => this.stopCluster(c)));
+    // A cluster still starting is stopped as soon as it is up.
+    const starting = this.starting?.then((c) => this.stopCluster(c), () => undefined);
+    await Promise.allSettled([...[...this.clusters].map((c) => this.stopCluster(c)), starting]);
     await this.target?.close().catch(() => undefined);
     this.target = undefined;
     if (this.dir) rmSync(this.dir, { recursive: true, force: true });
@@ -228,13 +271,16 @@ export class PagerBench {
     const mtRounds = quick ? 3 : 5;
     const floorPages = quick ? 2048 : 4096;
     const readIters = quick ? 1000 : 2000;
-    const sortBytes = (quick ? 8 : 20) * MiB;
+    const sortBytes = (quick ? 4 : 20) * MiB;
     const sortReps = quick ? 1 : 3;
+    const sortTimeoutMs = (quick ? 1.5 : 3) * 60_000;
     const redis: RedisLoad = quick ? { requests: 10_000, keyspace: 10_000, dataSize: 1024 } : { requests: 40_000, keyspace: 40_000, dataSize: 1024 };
 
     const total = 7 + latRounds + ratios.length * 2;
     let step = 0;
     const tick = (label: string): void => this.o.onStep?.(++step, total, label);
+    /** A new label for the step under way (long steps). */
+    const note = (label: string): void => this.o.onStep?.(step, total, label);
 
     tick('compiling bench/c/fault_lat.c, generating the sort input');
     const { dir, fixture } = buildFixture();
@@ -309,6 +355,7 @@ export class PagerBench {
     };
     const mbps = (ms: number): number => input.length / MiB / (ms / 1000);
     const sortRows: Omit<ProgramRow, 'normal' | 'vsNormal'>[] = [];
+    let overhead: PagerBenchResult['overhead'];
     const redisRuns: { ratio: number; cacheBytes: number; run: RedisRun & { pager: PagerStats } }[] = [];
     for (const ratio of ratios) {
       {
@@ -316,19 +363,35 @@ export class PagerBench {
         tick(`sort at cache ratio ${ratio} (${(g.bytes / MiB).toFixed(1)} MiB), ${sortReps}x, alternating with the host run`);
         const c = await this.cluster(g);
         await warmUp(c);
+        if (overhead === undefined) {
+          // What every legoos run pays besides its faults: placement, sandbox, heap hand-over, exit;
+          // and streaming its stdin through the processor (wc -c uses no heap to speak of).
+          note('fixed cost of a legoos run (sort of empty input) and of streaming the input (wc -c)');
+          overhead = {
+            emptySortLegoosMs: await legoosRunMs(c, SORT, SORT_ARGS, ncpu),
+            emptySortNormalMs: await hostRunMs(this.kids, SORT, SORT_ARGS),
+            wcLegoosMs: await legoosRunMs(c, WC, ['-c'], ncpu, input),
+            wcNormalMs: await hostRunMs(this.kids, WC, ['-c'], input),
+          };
+        }
         const runs: number[] = [];
         const normalRuns: number[] = [];
         let pager: PagerStats | undefined;
+        let timedOut = false;
         for (let i = 0; i < sortReps; i++) {
+          note(`sort at cache ratio ${ratio}: run ${i + 1}/${sortReps} on the host, then under legoos${ratio < 1 ? ` (bounded at ${sortTimeoutMs / 60_000} min)` : ''}`);
           const n = await sortNormal(this.kids, fixture, dir, input);
           sortNormalMs.push(n.ms);
           normalRuns.push(mbps(n.ms));
-          const r = await sortLegoos(c, input, ncpu);
+          const r = await sortLegoos(c, input, ncpu, sortTimeoutMs);
           runs.push(mbps(r.ms));
-          pager = r.pager;
+          pager = r.pager ?? pager;
+          timedOut ||= r.timedOut;
+          // A thrashing cache makes one run minutes long: one is enough then.
+          if (r.timedOut || r.ms > 20_000) break;
         }
         await this.stopCluster(c);
-        sortRows.push({ program: 'sort', metric: 'MB/s', ratio, touchedBytes: sortRss, cacheBytes: g.bytes, legoos: median(runs), pager: pager!, legoosRuns: runs, normalRuns });
+        sortRows.push({ program: 'sort', metric: 'MB/s', ratio, touchedBytes: sortRss, cacheBytes: g.bytes, legoos: median(runs), pager: pager ?? null, legoosRuns: runs, normalRuns, ...(timedOut ? { timedOut } : {}) });
       }
       {
         const g = cacheGeometry(ratio * redisBase.usedMemoryRss);
@@ -336,7 +399,7 @@ export class PagerBench {
         redisNormals.push(await redisNormal(this.kids, redis));
         const c = await this.cluster(g);
         await warmUp(c);
-        redisRuns.push({ ratio, cacheBytes: g.bytes, run: await redisLegoos(c, redis, ncpu) });
+        redisRuns.push({ ratio, cacheBytes: g.bytes, run: await redisLegoos(this.kids, c, redis, ncpu) });
         await this.stopCluster(c);
       }
     }
@@ -408,6 +471,7 @@ export class PagerBench {
         writeBacks: latPager.writeBacks,
       },
       programs,
+      overhead,
       normal: { sortMaxRssBytes: sortRss, sortMs: sortNormalMs, redis: redisBase, redisRuns: redisNormals },
       threads: { rows: threadRows, ratio: threadsRatio, pager: mtPager },
       targets,
@@ -463,13 +527,19 @@ export function formatPagerBench(r: PagerBenchResult): string {
   L.push(`2. eviction (write-back of a dirty 4 KiB line): ${num(e.usPerPageP50)} us per page at p50, ${num(e.usPerPageMean)} us mean (miss with a dirty victim minus one with a clean victim); raw WRITE p50 ${num(e.writeP50Us)} us`);
   L.push('');
   L.push(`3. programs under legoos vs the same binary run normally on this host (redis-benchmark -t get,set -n ${r.params.redis.requests} -r ${r.params.redis.keyspace} -d ${r.params.redis.dataSize}, 50 clients)`);
-  L.push(`   normal: the median of all ${r.normal.sortMs.length} sort and ${r.normal.redisRuns.length} redis host runs, which alternate with the legoos runs; legoos sort: median of ${r.params.sort.reps}`);
+  L.push(`   normal: the median of all ${r.normal.sortMs.length} sort and ${r.normal.redisRuns.length} redis host runs, which alternate with the legoos runs; legoos sort: median of up to ${r.params.sort.reps} (one when a run takes over 20 s)`);
   L.push(`   sort: ${mib(r.params.sort.inputBytes)} MiB of text, sort ${r.params.sort.args.join(' ')}, peak RSS of a normal run ${mib(r.normal.sortMaxRssBytes)} MiB; redis: used_memory_rss after the load ${mib(r.normal.redis.usedMemoryRss)} MiB (used_memory ${mib(r.normal.redis.usedMemory)} MiB)`);
   L.push(`   ${pad('program', 14)}${pad('ratio', 7)}${pad('cache MiB', 11)}${pad('legoos', 11)}${pad('normal', 11)}${pad('x normal', 10)}${pad('misses', 9)}${pad('p-local', 9)}${pad('evictions', 11)}write-backs`);
   for (const p of r.programs) {
     const d = p.metric === 'MB/s' ? 1 : 0;
-    L.push(`   ${pad(`${p.program} ${p.metric}`, 14)}${pad(String(p.ratio), 7)}${pad(mib(p.cacheBytes), 11)}${pad(num(p.legoos, d), 11)}${pad(num(p.normal, d), 11)}${pad(num(p.vsNormal, 2) + 'x', 10)}` +
-      `${pad(String(p.pager.misses), 9)}${pad(String(p.pager.pLocalFills), 9)}${pad(String(p.pager.evictions), 11)}${p.pager.writeBacks}`);
+    const lt = p.timedOut ? '< ' : '';
+    const c = (k: keyof PagerStats): string => (p.pager ? String(p.pager[k]) : '-');
+    L.push(`   ${pad(`${p.program} ${p.metric}`, 14)}${pad(String(p.ratio), 7)}${pad(mib(p.cacheBytes), 11)}${pad(lt + num(p.legoos, d), 11)}${pad(num(p.normal, d), 11)}${pad(lt + num(p.vsNormal, 2) + 'x', 10)}` +
+      `${pad(c('misses'), 9)}${pad(c('pLocalFills'), 9)}${pad(c('evictions'), 11)}${c('writeBacks')}${p.timedOut ? '  (killed at the time bound)' : ''}`);
+  }
+  const o = r.overhead;
+  if (o) {
+    L.push(`   not faults: a legoos run of sort over empty input takes ${num(o.emptySortLegoosMs, 0)} ms (host ${num(o.emptySortNormalMs, 0)} ms); wc -c of the ${mib(r.params.sort.inputBytes)} MiB input ${num(o.wcLegoosMs, 0)} ms (host ${num(o.wcNormalMs, 0)} ms)`);
   }
   L.push('   (sort: input MB/s over the whole run, start to exit, stdin streamed from this process in both; redis: requests/s');
   L.push('    from redis-benchmark on this host; the pager counters of a redis row are the whole server run, SET and GET together)');
