@@ -36,6 +36,12 @@ export interface NativeProcessSpec {
   bwrap: string;
   /** Name of the cgroups (unique per processor + process). */
   cgroupName: string;
+  /**
+   * A JS program's runtime (node + dist/lib/process/js-main.js) instead of a native binary: no
+   * preload shim (the runtime attaches the region itself), an IPC channel as fd 6 and the stats
+   * channel as fd 7, these host paths bound read-only, these variables set.
+   */
+  js?: { roBinds: string[]; env: Record<string, string>; statsFd: number };
 }
 
 export interface NativeExit {
@@ -80,10 +86,10 @@ export class NativeProcess {
         uid: spec.uid,
         hostname: `vnode${spec.vnode}`,
         scratch: this.scratch,
-        roBinds: [spec.shim, ...(spec.program.startsWith('/usr/') ? [] : [spec.program])],
+        roBinds: spec.js ? spec.js.roBinds : [spec.shim, ...(spec.program.startsWith('/usr/') ? [] : [spec.program])],
         tmpBytes: Math.min(spec.limits.memoryBytes, 256 << 20),
         // The shim must load in the program only: a launcher that loaded it would take the region.
-        setenv: { LD_PRELOAD: spec.shim },
+        setenv: spec.js ? spec.js.env : { LD_PRELOAD: spec.shim },
         argv: [spec.program, ...spec.argv],
       });
       // The launcher joins the cgroups (writing "0" moves itself), then becomes bubblewrap.
@@ -92,7 +98,8 @@ export class NativeProcess {
         ? ['/bin/sh', ['-c', join, 'legoos-launch', ...this.cgroups.joinFiles, '--', spec.bwrap, ...argv]] as const
         : ['prlimit', [`--nproc=${spec.limits.pids}`, '--', spec.bwrap, ...argv]] as const;
       this.child = spawn(launcher[0], [...launcher[1]], {
-        stdio: ['pipe', 'pipe', 'pipe', this.memfd, this.dev, theirs],
+        stdio: ['pipe', 'pipe', 'pipe', this.memfd, this.dev, theirs, ...(spec.js ? (['ipc', spec.js.statsFd] as const) : [])],
+        ...(spec.js ? { serialization: 'advanced' as const } : {}),
         uid: this.hostUid,
         gid: this.hostUid,
         env: {

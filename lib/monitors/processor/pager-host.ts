@@ -11,7 +11,7 @@ import { native, type NativePager } from '../../fabric/native.js';
 import type { FabricOptions } from '../../fabric/types.js';
 import { allocateSyncCall, SyncCallServer, type SyncCallState } from '../../excache/sync-call.js';
 import {
-  allocatePagerState, clearPagerStats, dropSlot, readPagerStats,
+  allocatePagerState, clearPagerStats, discardRange, dropSlot, readPagerStats,
   type PagedProcess, type PagerParams, type PagerState, type PagerStats,
 } from '../../excache/pager.js';
 import type { PagerControl, PagerReport, PagerTask } from '../../excache/pager-worker.js';
@@ -136,6 +136,13 @@ export class PagerHost {
     this.slots.delete(slot);
     this.free.push(slot);
     return stats;
+  }
+
+  /** munmap: drop [off, off+length) of a process's region (no write-back; it reads as zeros after). */
+  discard(slot: number, off: number, length: number): number {
+    const p = this.slots.get(slot);
+    if (!p) throw new RangeError(`pager slot ${slot} is not attached`);
+    return discardRange(this.state, p, off, length, (o, l) => this.n.punchHole(p.memfd, o, l));
   }
 
   /** Drop the workers' cached translations of a process (memory failover). */
