@@ -410,6 +410,8 @@ export class ProcessorMonitor {
       // JS: one page tells where the home's mmap area starts (first fit in a fresh process); the
       // program's own mmaps then land above it, inside the region.
       vbase = await space.mmap(kind === 'js' ? 4096 : regionSize);
+      // Given back at once: the program's first mmap lands there again (first fit).
+      if (kind === 'js') await space.munmap(vbase, 4096);
     } catch (err) {
       this.jobs.delete(p.pid);
       this.spaces.delete(p.asid);
@@ -420,7 +422,8 @@ export class ProcessorMonitor {
     this.log.info({ pid: p.pid, vnode: p.vnode, uid, program, regionSize }, 'native process start');
     const files = new FileTable(new RemoteStorage(this.pool, p.storage, { vnode: p.vnode, uid }, rpc), stdio);
     let syscalls = 0;
-    const js = kind === 'js' ? await this.jsSpec(p, program, argv, vbase, regionSize, space, files, () => syscalls++) : undefined;
+    let threads = 1;
+    const js = kind === 'js' ? await this.jsSpec(p, program, argv, vbase, regionSize, space, files, (op) => (syscalls++, op === 'spawned' && threads++)) : undefined;
     void this.native
       .run({ pid: p.pid, asid: p.asid, vnode: p.vnode, uid, program, argv, regionSize, limits, vbase, stdio, ...(js ? { js } : {}) })
       .then(
@@ -436,13 +439,14 @@ export class ProcessorMonitor {
         job.exit = {
           code: r.code,
           stats: {
-            cache: emptyStats(),
+            // The pager's counters in the software ExCache's shape too (hits are the MMU's).
+            cache: r.pager ? { ...emptyStats(), misses: r.pager.misses + r.pager.pLocalFills, evictions: r.pager.evictions, writeBacks: r.pager.writeBacks, pLocalFills: r.pager.pLocalFills, translationMisses: r.pager.translationMisses } : emptyStats(),
             ...(r.pager ? { pager: r.pager } : {}),
             ...(r.signal ? { signal: r.signal } : {}),
             oomKilled: r.oomKilled,
             rpc: { ...rpc },
             syscalls,
-            threads: 1,
+            threads,
             wallMs: Date.now() - job.startedAt,
           },
         };
@@ -456,7 +460,7 @@ export class ProcessorMonitor {
   }
 
   /** How a JS process's runtime is run and served (see onRunProcess). */
-  private async jsSpec(p: Placement, program: string, argv: string[], vbase: number, regionSize: number, space: RemoteAddressSpace, files: FileTable, count: () => void): Promise<JsRunSpec> {
+  private async jsSpec(p: Placement, program: string, argv: string[], vbase: number, regionSize: number, space: RemoteAddressSpace, files: FileTable, count: (op: string) => void): Promise<JsRunSpec> {
     // Workers cache modules by URL: a rebuilt program must not run its stale copy.
     const moduleUrl = `${pathToFileURL(program).href}?mtime=${(await stat(program)).mtimeMs}`;
     const pkg = PACKAGE_ROOT;
@@ -470,7 +474,7 @@ export class ProcessorMonitor {
       argv,
       roBinds,
       serve: async (op, args, region) => {
-        count();
+        count(op === 'threads' && args[0] === 1 ? 'spawned' : op);
         switch (op) {
           case 'mmap': {
             const length = args[0];
@@ -485,7 +489,7 @@ export class ProcessorMonitor {
           }
           case 'munmap': {
             const [v, length] = args as [number, number];
-            if (!Number.isSafeInteger(v) || !Number.isSafeInteger(length) || length <= 0 || v < vbase + 4096 || v + length > end) throw new SyscallError('EINVAL', `bad munmap range ${String(v)}+${String(length)}`);
+            if (!Number.isSafeInteger(v) || !Number.isSafeInteger(length) || length <= 0 || v < vbase || v + length > end) throw new SyscallError('EINVAL', `bad munmap range ${String(v)}+${String(length)}`);
             // Lines first (no write-back may land in freed memory), then the memory.
             region.discard(v - vbase, length);
             await space.munmap(v, length);

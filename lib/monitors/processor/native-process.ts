@@ -129,7 +129,9 @@ export class NativeProcess {
       this.child.once('exit', (code, signal) => {
         const oom = this.cgroups.oomKilled();
         const sig = signal ? (this.killedBy ?? signal) : undefined;
-        resolve({ code: code ?? 128 + ((osConstants.signals as Record<string, number>)[signal ?? 'SIGKILL'] ?? 9), ...(sig ? { signal: sig } : {}), oomKilled: oom });
+        // Killed by us for a reason (SIGBUS: its memory was lost): report that signal, as the
+        // kernel would have had it died of it.
+        resolve({ code: code ?? 128 + ((osConstants.signals as Record<string, number>)[sig ?? 'SIGKILL'] ?? 9), ...(sig ? { signal: sig } : {}), oomKilled: oom });
       });
     });
   }

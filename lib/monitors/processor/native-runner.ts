@@ -69,6 +69,7 @@ export interface NativeRunResult {
 
 interface Running {
   np: NativeProcess;
+  stdio: NativeRunSpec['stdio'];
   slot?: number;
   stdinChain: Promise<void>;
 }
@@ -172,7 +173,7 @@ export class NativeRunner {
     } finally {
       if (stats) n.close(stats[1]);
     }
-    const r: Running = { np, stdinChain: Promise.resolve() };
+    const r: Running = { np, stdio: spec.stdio, stdinChain: Promise.resolve() };
     let statsSock: Socket | undefined;
     if (spec.js && stats) {
       statsSock = this.serveStats(stats[0], () => r.slot);
@@ -301,7 +302,9 @@ export class NativeRunner {
   private fatal(slot: number, message: string): void {
     for (const [pid, r] of this.running) {
       if (r.slot !== slot) continue;
-      this.opts.log.error({ pid, message }, 'remote memory of a native process failed: killing it');
+      this.opts.log.error({ pid, message }, 'remote memory of a process failed: killing it');
+      // A page fault cannot return an error: the process dies of SIGBUS, as on a lost page.
+      r.stdio(2, Buffer.from(`legoos: process ${pid} killed (SIGBUS): its memory is lost: ${message}\n`));
       r.np.kill('SIGBUS');
     }
   }
