@@ -9,12 +9,12 @@
 //   here: hand the uffd to the pager; from then on its faults are served.
 // The uffd is not a security boundary (the process could unregister its region); the cgroup is.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { SyscallError } from '../../errors.js';
 import type { NativePager } from '../../fabric/native.js';
 import type { Logger } from '../../log.js';
-import { bwrapArgs, hostUidOf, makeScratch, ProcessCgroups, type SandboxLimits } from './sandbox.js';
+import { bwrapArgs, bwrapSupports, hostUidOf, ProcessCgroups, type SandboxLimits } from './sandbox.js';
 
 export interface NativeProcessSpec {
   pid: number;
@@ -29,7 +29,7 @@ export interface NativeProcessSpec {
   regionBase: number;
   regionSize: number;
   limits: SandboxLimits;
-  /** World-traversable directory holding per-process scratch dirs and the shim copy. */
+  /** World-traversable directory holding the shim copy (the working directory is a tmpfs). */
   scratchRoot: string;
   /** The shim, readable by the sandbox user. */
   shim: string;
@@ -59,7 +59,6 @@ export class NativeProcess {
   readonly memfd: number;
   private readonly dev: number;
   private readonly ctl: number;
-  private readonly scratch: string;
   readonly cgroups: ProcessCgroups;
   readonly exited: Promise<NativeExit>;
   private uffd = -1;
@@ -75,7 +74,6 @@ export class NativeProcess {
     let theirs = -1;
     const opened: number[] = [];
     try {
-      this.scratch = makeScratch(spec.scratchRoot, `p${spec.pid}`, this.hostUid);
       this.memfd = this.n.memfd(`legoos-pid-${spec.pid}`, spec.regionSize);
       opened.push(this.memfd);
       this.dev = this.n.openDevice();
@@ -85,18 +83,27 @@ export class NativeProcess {
       const argv = bwrapArgs({
         uid: spec.uid,
         hostname: `vnode${spec.vnode}`,
-        scratch: this.scratch,
         roBinds: spec.js ? spec.js.roBinds : [spec.shim, ...(spec.program.startsWith('/usr/') ? [] : [spec.program])],
         tmpBytes: Math.min(spec.limits.memoryBytes, 256 << 20),
+        disableUserns: bwrapSupports(spec.bwrap, '--disable-userns'),
         // The shim must load in the program only: a launcher that loaded it would take the region.
         setenv: spec.js ? spec.js.env : { LD_PRELOAD: spec.shim },
         argv: [spec.program, ...spec.argv],
       });
-      // The launcher joins the cgroups (writing "0" moves itself), then becomes bubblewrap.
+      // The launcher closes every descriptor but stdio and ours (3-5; a JS runtime's IPC and
+      // stats channels 6-7): whatever the monitor
+      // inherited without close-on-exec would otherwise reach the program, which bubblewrap
+      // passes every open descriptor to (only bash can close descriptors above 9). It then joins
+      // the cgroups (writing "0" moves itself) and becomes bubblewrap.
+      const bash = existsSync('/bin/bash');
+      const keep = spec.js ? 7 : 5;
+      const closeFds = `for f in /proc/self/fd/*; do n=\${f##*/}; if [ "$n" -gt ${keep} ]; then exec {n}>&-; fi; done; `;
       const join = 'while [ "$1" != "--" ]; do echo 0 > "$1" || exit 126; shift; done; shift; exec "$@"';
-      const launcher = this.cgroups.kind === 'cgroup-v1'
-        ? ['/bin/sh', ['-c', join, 'legoos-launch', ...this.cgroups.joinFiles, '--', spec.bwrap, ...argv]] as const
-        : ['prlimit', [`--nproc=${spec.limits.pids}`, '--', spec.bwrap, ...argv]] as const;
+      const limit = this.cgroups.kind === 'cgroup-v1' ? [] : ['prlimit', `--nproc=${spec.limits.pids}`, '--'];
+      const launcher = [
+        bash ? '/bin/bash' : '/bin/sh',
+        ['-c', (bash ? closeFds : '') + join, 'legoos-launch', ...this.cgroups.joinFiles, '--', ...limit, spec.bwrap, ...argv],
+      ] as const;
       this.child = spawn(launcher[0], [...launcher[1]], {
         stdio: ['pipe', 'pipe', 'pipe', this.memfd, this.dev, theirs, ...(spec.js ? (['ipc', spec.js.statsFd] as const) : [])],
         ...(spec.js ? { serialization: 'advanced' as const } : {}),
@@ -186,7 +193,7 @@ export class NativeProcess {
     }
   }
 
-  /** After exit (and after the pager let go of the region): close fds, remove cgroups, scratch. */
+  /** After exit (and after the pager let go of the region): close fds, remove the cgroups. */
   release(): void {
     if (this.uffd >= 0) this.n.close(this.uffd);
     this.uffd = -1;
@@ -194,6 +201,5 @@ export class NativeProcess {
     this.n.close(this.memfd);
     this.cgroups.killAll();
     this.cgroups.remove();
-    rmSync(this.scratch, { recursive: true, force: true });
   }
 }

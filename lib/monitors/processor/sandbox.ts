@@ -1,11 +1,13 @@
 // The confinement of a native process, by well-kept tools: bubblewrap (user, pid, ipc, uts and
 // mount namespaces; a root of read-only system directories, a private /tmp and a private
-// working directory; nothing of the cluster's config, state, logs or storage roots), run as an
-// unprivileged host uid mapped from the vNode user, inside cgroup v1 controllers (memory, pids,
-// cpu) that the process joins before bubblewrap starts (so nothing it forks escapes them).
-// Where no cgroup is writable, the limits fall back to an RLIMIT_NPROC bound (prlimit).
+// working directory, both size-bounded tmpfs charged to the memory cgroup; nothing of the
+// cluster's config, state, logs or storage roots; no further user namespaces where bubblewrap
+// can refuse them), run as an unprivileged host uid mapped from the vNode user, inside cgroup v1
+// controllers (memory, pids, cpu) that the process joins before bubblewrap starts (so nothing it
+// forks escapes them). Where no cgroup is writable, the limits fall back to an RLIMIT_NPROC
+// bound (prlimit).
 import { accessSync, chownSync, constants, existsSync, mkdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { SyscallError } from '../../errors.js';
 
@@ -33,6 +35,19 @@ export function checkSandboxTools(): string {
   throw new SyscallError('ENOSYS', 'native processes need bubblewrap: apt-get install bubblewrap');
 }
 
+const bwrapHelp = new Map<string, string>();
+
+/** Whether this bubblewrap has `option` (e.g. --disable-userns, bubblewrap >= 0.8). */
+export function bwrapSupports(bwrap: string, option: string): boolean {
+  let help = bwrapHelp.get(bwrap);
+  if (help === undefined) {
+    const r = spawnSync(bwrap, ['--help'], { encoding: 'utf8', timeout: 5000 });
+    help = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+    bwrapHelp.set(bwrap, help);
+  }
+  return help.split(/\s+/).includes(option);
+}
+
 // Read-only parts of the host root a dynamically linked Debian program needs. /etc is only
 // the files the C library and common programs read; no other host directory is visible.
 const RO_DIRS = ['/usr', '/etc/alternatives', '/etc/ld.so.conf.d', '/etc/ssl'];
@@ -43,12 +58,16 @@ export interface BwrapSpec {
   /** uid/gid inside the sandbox (the vNode user's). */
   uid: number;
   hostname: string;
-  /** Host directory bound read-write at /scratch (the working directory). */
-  scratch: string;
   /** Host paths to bind read-only at the same path (the program when outside /usr, the shim). */
   roBinds: string[];
-  /** Size of the private /tmp (tmpfs) in bytes. */
+  /**
+   * Size in bytes of each of the private /tmp and /scratch (the working directory, mode 0700).
+   * Both are tmpfs: their pages are charged to the process's memory cgroup, so a process cannot
+   * fill the host's disk.
+   */
   tmpBytes: number;
+  /** Refuse user namespaces inside the sandbox (bubblewrap --disable-userns, where supported). */
+  disableUserns?: boolean;
   /** Set in the program's environment only (not bubblewrap's, nor the launcher's): LD_PRELOAD. */
   setenv?: Record<string, string>;
   argv: string[];
@@ -61,13 +80,16 @@ export function bwrapArgs(s: BwrapSpec): string[] {
     '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try', '--hostname', s.hostname,
     '--die-with-parent', '--new-session',
   ];
+  // A nested user namespace would give the process every capability over new namespaces of its
+  // own: kernel attack surface (netfilter, mounts) that no program here needs.
+  if (s.disableUserns) a.push('--disable-userns');
   for (const d of RO_DIRS) a.push('--ro-bind-try', d, d);
   for (const f of RO_FILES) a.push('--ro-bind-try', f, f);
   for (const l of USR_LINKS) if (existsSync(`/usr/${l}`)) a.push('--symlink', `usr/${l}`, `/${l}`);
   a.push('--proc', '/proc', '--dev', '/dev', '--size', String(s.tmpBytes), '--tmpfs', '/tmp');
   // After /tmp's tmpfs, which would hide a program or shim that lives under /tmp.
   for (const p of s.roBinds) a.push('--ro-bind', p, p);
-  a.push('--bind', s.scratch, '/scratch', '--chdir', '/scratch', '--setenv', 'HOME', '/scratch');
+  a.push('--size', String(s.tmpBytes), '--perms', '0700', '--tmpfs', '/scratch', '--chdir', '/scratch', '--setenv', 'HOME', '/scratch');
   // Nothing injected into a node runtime from outside (a test harness's loader, a debugger).
   a.push('--unsetenv', 'NODE_OPTIONS');
   for (const [k, v] of Object.entries(s.setenv ?? {})) a.push('--setenv', k, v);
@@ -175,13 +197,4 @@ function writable(dir: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** Make a private scratch directory owned by the host uid (mode 0700). */
-export function makeScratch(root: string, name: string, hostUid: number): string {
-  const dir = join(root, name);
-  mkdirSync(dirname(dir), { recursive: true, mode: 0o711 });
-  mkdirSync(dir, { mode: 0o700 });
-  chownSync(dir, hostUid, hostUid);
-  return dir;
 }
