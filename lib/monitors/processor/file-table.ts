@@ -2,9 +2,18 @@
 // request carries the full path and offset), and its stdout/stderr. Shared by the JS-program
 // paths of the processor monitor; paths are relative to the vNode's mount point.
 import { SyscallError } from '../../errors.js';
-import type { StorageService } from './process.js';
 import type { FileStat } from './syscalls.js';
 import { O_ACCMODE, O_APPEND, O_RDONLY, O_WRONLY, SEEK_CUR, SEEK_END, SEEK_SET } from './syscalls.js';
+
+/** The storage monitor as a process sees it: paths are relative to its vNode's mount point. */
+export interface StorageService {
+  /** Apply open flags (O_CREAT/O_EXCL/O_TRUNC) and return the file's attributes. */
+  open(path: string, flags: number, mode: number): Promise<FileStat>;
+  read(path: string, offset: number, length: number): Promise<Uint8Array>;
+  write(path: string, offset: number, data: Uint8Array): Promise<number>;
+  stat(path: string): Promise<FileStat>;
+  unlink(path: string): Promise<void>;
+}
 
 export interface FileCounters {
   fileCalls: number;

@@ -13,13 +13,11 @@ import type { MonitorHandle, MonitorOptions } from '../common/types.js';
 import { logger as rootLogger, type Logger } from '../../log.js';
 import { Opcode, RpcPool, RpcServer, type Address, type Placement } from '../../net/index.js';
 import { Placement as PlacementSchema } from '../../net/messages.js';
-import type { ProcessBackend } from './process.js';
 import { RemoteAddressSpace, RemoteStorage, type RpcCounters } from './remote-backend.js';
-import { ProcessorRuntime } from './runtime.js';
-import { CacheHost, type CacheHostOptions } from './cache-host.js';
 import { isNodeFailure } from '../../excache/failover-remote-memory.js';
 import type { PagerStats } from '../../excache/pager.js';
 import { emptyStats } from '../../excache/stats.js';
+import type { FabricOptions } from '../../fabric/types.js';
 import { parseSize } from '../../config/schema.js';
 import { DEFAULT_REGION_SIZE, NativeRunner, nativeUnavailable, REGION_ALIGN, type JsRunSpec } from './native-runner.js';
 import { FileTable } from './file-table.js';
@@ -43,8 +41,8 @@ export interface ProcessorMonitorOptions {
   port?: number;
   global: Address;
   cores: number;
-  cache: CacheHostOptions['cache'];
-  fabric: CacheHostOptions['fabric'];
+  cache: { size: number; lineSize: number; ways: number; policy: 'fifo' | 'lru' | 'random' };
+  fabric: FabricOptions;
   logger?: Logger;
   /** How long an exited process's output and status stay collectable. Default 60 s. */
   retainMs?: number;
@@ -87,8 +85,6 @@ const MAX_BUFFERED = 8 << 20;
 export class ProcessorMonitor {
   readonly server: RpcServer;
   readonly pool: RpcPool;
-  runtime!: ProcessorRuntime;
-  cacheHost!: CacheHost;
   native!: NativeRunner;
   chunkSize = 0;
   private readonly log: Logger;
@@ -140,8 +136,7 @@ export class ProcessorMonitor {
       if (!job || job.exit) throw new SyscallError('ESRCH', `no running process ${String(req.pid)} on processor ${this.opts.nid}`);
       // As its user (the uid the request names) or an administrator (no uid).
       if (typeof req.uid === 'number' && req.uid !== job.uid) throw new SyscallError('EPERM', `process ${pid} belongs to uid ${job.uid}, not ${req.uid}`);
-      if (job.kind === 'native') return { killed: this.native.kill(pid) };
-      return { killed: this.runtime.kill(pid, typeof req.code === 'number' ? req.code : 137) };
+      return { killed: this.native.kill(pid) };
     });
     s.handle(Opcode.C2P_STDIN, async (req) => {
       this.notReady();
@@ -155,29 +150,22 @@ export class ProcessorMonitor {
     // The cache geometry depends on the cluster's chunk size, which registration tells us.
     const reg = await registerWithRetry(this.pool, this.opts, addr.port, this.opts.registerTimeoutMs ?? 15_000);
     this.chunkSize = reg.chunkSize;
-    this.cacheHost = new CacheHost({ nid: this.opts.nid, cache: this.opts.cache, fabric: this.opts.fabric, chunkSize: reg.chunkSize, workers: this.opts.cores });
-    this.cacheHost.serve({
-      translate: (asid, vaddr) => this.translate(asid, vaddr),
-      connect: (nid, endpoint) => this.connectMemory(nid, endpoint),
-      recover: (a) => this.recover(a),
-    });
     s.handle(Opcode.G2P_INVALIDATE, (req) => {
       const sp = this.spaces.get(req.pid);
       this.memoryNodes = undefined;
       if (sp && sp.vnode === req.vnode) {
         this.moveHome(sp, req.home);
-        const n = this.cacheHost.invalidateTranslations(req.pid) + (this.native?.invalidateTranslations(req.pid) ?? 0);
+        const n = this.native?.invalidateTranslations(req.pid) ?? 0;
         this.log.warn({ pid: req.pid, dropped: n }, 'memory failover: cached translations dropped');
       }
       return { ok: true as const };
     });
-    this.runtime = new ProcessorRuntime({ cores: this.opts.cores, workerData: this.cacheHost.workerData() });
     this.native = new NativeRunner({
       nid: this.opts.nid,
       log: this.log,
       cache: {
         size: this.opts.cache.size,
-        lineSize: Math.max(4096, this.opts.cache.lineSize),
+        lineSize: this.opts.cache.lineSize,
         ways: this.opts.cache.ways,
         policy: this.opts.cache.policy,
         chunkSize: reg.chunkSize,
@@ -200,8 +188,8 @@ export class ProcessorMonitor {
     try {
       const r = await this.pool.call(this.opts.global, Opcode.P2G_HEARTBEAT, {
         nid: this.opts.nid,
-        threads: this.runtime.runningThreads + this.native.processes,
-        processes: this.runtime.processes.size + this.native.processes,
+        threads: this.native.processes,
+        processes: this.native.processes,
       });
       if (r.evicted) this.evicted();
       if (!r.known) await registerWithRetry(this.pool, this.opts, this.server.address.port, 5000);
@@ -216,11 +204,10 @@ export class ProcessorMonitor {
    */
   private evicted(): void {
     let killed = 0;
-    for (const pid of [...this.runtime.processes.keys()]) {
-      this.cacheHost.invalidateTranslations(pid);
-      if (this.runtime.kill(pid, 137)) killed++;
+    for (const j of this.jobs.values()) {
+      if (j.exit) continue;
+      if (this.native.kill(j.pid)) killed++;
     }
-    for (const j of this.jobs.values()) if (j.kind === 'native' && !j.exit && this.native.kill(j.pid)) killed++;
     this.log.warn({ killed }, 'evicted by the global monitor (declared dead): local processes killed');
   }
 
@@ -519,8 +506,8 @@ export class ProcessorMonitor {
         processes: [...this.jobs.values()]
           .filter((j) => !j.exit && (typeof req.uid !== 'number' || j.uid === req.uid))
           .map((j) => ({ pid: j.pid, vnode: j.vnode, uid: j.uid, program: j.program, kind: j.kind, runningMs: Date.now() - j.startedAt })),
-        threads: this.runtime.runningThreads,
-        cache: this.cacheHost.stats(0).cache,
+        threads: this.native.processes,
+        pager: this.native.stats(),
       };
     }
     const found = this.jobs.get(Number(req.pid));
@@ -555,9 +542,7 @@ export class ProcessorMonitor {
     clearInterval(this.heartbeat);
     for (const j of this.jobs.values()) wake(j);
     await this.server.close().catch(() => undefined);
-    await this.runtime?.close().catch(() => undefined);
     await this.native?.close().catch(() => undefined);
-    this.cacheHost?.close();
     this.pool.close();
   }
 }
@@ -613,7 +598,7 @@ export async function startProcessorMonitor(cfg: Config, nid: number, opts: Moni
     role: 'processor',
     address: m.address,
     monitor: m,
-    stats: () => ({ processes: m.runtime.processes.size + m.native.processes, threads: m.runtime.runningThreads, cache: m.cacheHost.stats(0).cache, pager: m.native.stats(), rpc: m.server.stats() }),
+    stats: () => ({ processes: m.native.processes, pager: m.native.stats(), rpc: m.server.stats() }),
     close: () => m.close(),
   };
 }

@@ -113,11 +113,16 @@ export class NativeProcess {
           PATH: '/usr/local/bin:/usr/bin:/bin',
           LANG: 'C.UTF-8',
           ...spec.env,
-          LEGOOS_REGION_FD: '3',
-          LEGOOS_UFFD_DEV_FD: '4',
-          LEGOOS_CTL_FD: '5',
-          LEGOOS_REGION_BASE: `0x${spec.regionBase.toString(16)}`,
-          LEGOOS_REGION_SIZE: String(spec.regionSize),
+          // The shim's hand-over (a JS runtime gets its own description in LEGOOS_JS).
+          ...(spec.js
+            ? {}
+            : {
+                LEGOOS_REGION_FD: '3',
+                LEGOOS_UFFD_DEV_FD: '4',
+                LEGOOS_CTL_FD: '5',
+                LEGOOS_REGION_BASE: `0x${spec.regionBase.toString(16)}`,
+                LEGOOS_REGION_SIZE: String(spec.regionSize),
+              }),
         },
       });
     } catch (err) {

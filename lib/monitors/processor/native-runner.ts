@@ -12,9 +12,8 @@ import { addonPath, native } from '../../fabric/native.js';
 import type { FabricOptions } from '../../fabric/types.js';
 import type { PagerParams, PagerStats } from '../../excache/pager.js';
 import type { Logger } from '../../log.js';
-import type { CacheHostHandlers } from './cache-host.js';
 import { NativeProcess, type NativeProcessSpec } from './native-process.js';
-import { PagerHost } from './pager-host.js';
+import { PagerHost, type PagerHandlers } from './pager-host.js';
 import { checkSandboxTools, DEFAULT_LIMITS, type SandboxLimits } from './sandbox.js';
 
 /** Where a process's region is mapped in it (the same for every process: each has its own mm). */
@@ -29,7 +28,7 @@ export interface NativeRunnerOptions {
   log: Logger;
   cache: PagerParams;
   fabric: FabricOptions;
-  handlers: CacheHostHandlers;
+  handlers: PagerHandlers;
 }
 
 export interface NativeRunSpec {

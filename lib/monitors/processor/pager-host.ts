@@ -15,13 +15,23 @@ import {
   type PagedProcess, type PagerParams, type PagerState, type PagerStats,
 } from '../../excache/pager.js';
 import type { PagerControl, PagerReport, PagerTask } from '../../excache/pager-worker.js';
-import type { CacheHostHandlers } from './cache-host.js';
+import type { Translation as WireTranslation } from '../../net/index.js';
+
+/** What the pager workers ask of the processor monitor (sync-calls to its main thread). */
+export interface PagerHandlers {
+  /** P2M_TRANSLATE of (asid, vaddr) at the process's home (allocates the chunk if needed). */
+  translate(asid: number, vaddr: number): Promise<WireTranslation>;
+  /** P2M_CONNECT: bring up the memory monitor's side of a worker's endpoint. */
+  connect(nid: number, endpoint: unknown): Promise<unknown>;
+  /** A fill/write-back on these replicas failed: wait out the failover, re-translate the chunk. */
+  recover(a: { nids: number[]; nid: number; addr: string; vbase: number }): Promise<{ asid: number; translation: WireTranslation }>;
+}
 
 export interface PagerHostOptions {
   nid: number;
   cache: PagerParams;
   fabric: FabricOptions;
-  handlers: CacheHostHandlers;
+  handlers: PagerHandlers;
   /** A process's memory failed beyond recovery: kill it. */
   onFatal(slot: number, message: string): void;
   /** A pager worker failed (a bug): the processes it served cannot make progress. */
