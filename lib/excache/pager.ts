@@ -535,19 +535,12 @@ export class PagerController {
     } catch (err) {
       throw faultOf(vt ? [victim!.slot, p.slot] : [p.slot])(err);
     }
-    try {
-      if (vp && victim) {
-        if (vt) {
-          Atomics.or(vp.written, victim.line >>> 5, 1 << (victim.line & 31));
-          this.count(victim.slot, P_WRITEBACKS);
-        }
-        // Threads waiting on the victim refault as misses once it is gone.
-        this.io.punch(vp, victim.line * L, L);
-        this.io.wake(vp, vp.base + victim.line * L, L);
-      }
-    } catch (err) {
-      throw faultOf([victim!.slot, p.slot])(err);
+    if (vp && victim && vt) {
+      Atomics.or(vp.written, victim.line >>> 5, 1 << (victim.line & 31));
+      this.count(victim.slot, P_WRITEBACKS);
     }
+    // The faulting thread first: its line is installed before the victim is dropped (the victim
+    // stays write-protected and marked busy until then, and its bytes are already in memory).
     try {
       if (t) {
         this.count(p.slot, P_MISSES);
@@ -560,6 +553,15 @@ export class PagerController {
       }
     } catch (err) {
       throw faultOf([p.slot])(err);
+    }
+    try {
+      if (vp && victim) {
+        // Threads waiting on the victim refault as misses once it is gone.
+        this.io.punch(vp, victim.line * L, L);
+        this.io.wake(vp, vp.base + victim.line * L, L);
+      }
+    } catch (err) {
+      throw faultOf([victim!.slot])(err);
     }
   }
 

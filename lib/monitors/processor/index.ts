@@ -386,11 +386,13 @@ export class ProcessorMonitor {
     const rpc: RpcCounters = {};
     this.spaces.set(p.asid, { home: p.home, vnode: p.vnode, rpc });
     const space = new RemoteAddressSpace(this.pool, p.home, { vnode: p.vnode, pid: p.pid }, rpc, (call) => this.viaHome(p.asid, call));
+    // Kept whole: over the bound, the runner stops reading the process's pipes until a status
+    // poll collects the output (so the process blocks instead of losing what it wrote).
     const stdio = (fd: 1 | 2, data: Uint8Array) => {
-      if (job.outBytes > MAX_BUFFERED) return;
       (fd === 1 ? job.out : job.err).push(Buffer.from(data));
       job.outBytes += data.length;
       wake(job);
+      return job.outBytes <= MAX_BUFFERED;
     };
     let vbase: number;
     try {
@@ -531,6 +533,7 @@ export class ProcessorMonitor {
     job.out = [];
     job.err = [];
     job.outBytes = 0;
+    this.native.resumeOutput(job.pid);
     const drained = job.exit !== undefined;
     if (drained && req.ack === true) this.jobs.delete(job.pid);
     return { pid: job.pid, stdout, stderr, exited: drained, ...(job.exit ? { exitCode: job.exit.code, stats: job.exit.stats } : {}) };

@@ -42,7 +42,8 @@ export interface NativeRunSpec {
   limits: SandboxLimits;
   /** legoos virtual address of the region (P2M_MMAP of regionSize). */
   vbase: number;
-  stdio(fd: 1 | 2, data: Uint8Array): void;
+  /** Output of the process; false asks the runner to stop reading until resumeOutput(pid). */
+  stdio(fd: 1 | 2, data: Uint8Array): boolean | void;
   /** A JS program (run by dist/lib/process/js-main.js in the sandbox) instead of a binary. */
   js?: JsRunSpec;
 }
@@ -130,6 +131,25 @@ export class NativeRunner {
 
   /** Run the process to its end. Output goes to spec.stdio as it comes. */
   async run(spec: NativeRunSpec): Promise<NativeRunResult> {
+    const p = this.runOne(spec);
+    this.finishing.add(p);
+    try {
+      return await p;
+    } finally {
+      this.finishing.delete(p);
+    }
+  }
+
+  /** The client collected the output: read the process's pipes again. */
+  resumeOutput(pid: number): void {
+    const r = this.running.get(pid);
+    r?.np.child.stdout?.resume();
+    r?.np.child.stderr?.resume();
+  }
+
+  private readonly finishing = new Set<Promise<unknown>>();
+
+  private async runOne(spec: NativeRunSpec): Promise<NativeRunResult> {
     const why = nativeUnavailable();
     if (why) throw new SyscallError('ENOSYS', why);
     const bwrap = checkSandboxTools();
@@ -179,8 +199,16 @@ export class NativeRunner {
       this.serveJs(np, spec.js, () => r.slot, spec.regionSize);
     }
     this.running.set(spec.pid, r);
-    np.child.stdout?.on('data', (b: Buffer) => spec.stdio(1, b));
-    np.child.stderr?.on('data', (b: Buffer) => spec.stdio(2, b));
+    // Back-pressure: while the client has not collected the output, the pipes stay full and the
+    // process blocks in write(2), as under a slow terminal; nothing is dropped.
+    const out = (fd: 1 | 2) => (b: Buffer) => {
+      if (spec.stdio(fd, b) === false) {
+        np.child.stdout?.pause();
+        np.child.stderr?.pause();
+      }
+    };
+    np.child.stdout?.on('data', out(1));
+    np.child.stderr?.on('data', out(2));
     np.child.stdin?.on('error', () => undefined); // EPIPE: the process closed its stdin or exited
     const outputDone = Promise.all([np.child.stdout, np.child.stderr].map((s) => (s ? new Promise((res) => s.once('close', res)) : undefined)));
     try {
@@ -310,6 +338,8 @@ export class NativeRunner {
 
   async close(): Promise<void> {
     for (const r of this.running.values()) r.np.kill();
+    // Each run releases its process (fds, cgroups) once it has exited: wait for that (bounded).
+    await Promise.race([Promise.allSettled([...this.finishing]), new Promise((res) => setTimeout(res, 5000).unref())]);
     await this.pager?.close();
     if (this.scratchRoot) rmSync(this.scratchRoot, { recursive: true, force: true });
   }
