@@ -167,6 +167,41 @@ Napi::Value ReadRegion(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value Streampair(const Napi::CallbackInfo& info) {
+  auto p = guard(info.Env(), [] { return pager::stream_pair(); });
+  auto a = Napi::Array::New(info.Env(), 2);
+  a.Set(0u, p.first);
+  a.Set(1u, p.second);
+  return a;
+}
+
+// attachRegion(memfd, base, size, devfd, ctl): the process side of the hand-over.
+Napi::Value AttachRegion(const Napi::CallbackInfo& info) {
+  int memfd = int_arg(info, 0, "memfd"), devfd = int_arg(info, 3, "devfd"), ctl = int_arg(info, 4, "ctl");
+  uint64_t base = u64_arg(info, 1, "base"), size = u64_arg(info, 2, "size");
+  guard(info.Env(), [&] { pager::attach_region(memfd, base, size, devfd, ctl); return 0; });
+  return info.Env().Undefined();
+}
+
+// regionBuffer(base, size): an ArrayBuffer over the mapped region (it lives as long as the
+// process: the mapping is never unmapped, so no finalizer frees anything).
+Napi::Value RegionBuffer(const Napi::CallbackInfo& info) {
+  uint64_t base = u64_arg(info, 0, "base"), size = u64_arg(info, 1, "size");
+  if (base == 0 || size == 0) throw Napi::RangeError::New(info.Env(), "pager.regionBuffer: base and size must be non-zero");
+  napi_value ab;
+  napi_status st = napi_create_external_arraybuffer(info.Env(), reinterpret_cast<void*>(base), size, nullptr, nullptr, &ab);
+  if (st != napi_ok) throw Napi::Error::New(info.Env(), "pager.regionBuffer: napi_create_external_arraybuffer failed");
+  return Napi::Value(info.Env(), ab);
+}
+
+Napi::Value CallSync(const Napi::CallbackInfo& info) {
+  int fd = int_arg(info, 0, "fd");
+  if (!info[1].IsString()) throw Napi::TypeError::New(info.Env(), "pager.callSync(fd, request, timeoutMs): request must be a string");
+  std::string req = info[1].As<Napi::String>();
+  int timeout = int_arg(info, 2, "timeoutMs");
+  return Napi::String::New(info.Env(), guard(info.Env(), [&] { return pager::call_sync(fd, req, timeout); }));
+}
+
 Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   int fd = int_arg(info, 0, "fd");
   if (fd >= 0) ::close(fd);
@@ -195,6 +230,10 @@ void define_pager(Napi::Env env, Napi::Object exports) {
   p.Set("punchHole", Napi::Function::New(env, PunchHole, "punchHole"));
   p.Set("readRegion", Napi::Function::New(env, ReadRegion, "readRegion"));
   p.Set("close", Napi::Function::New(env, CloseFd, "close"));
+  p.Set("streampair", Napi::Function::New(env, Streampair, "streampair"));
+  p.Set("attachRegion", Napi::Function::New(env, AttachRegion, "attachRegion"));
+  p.Set("regionBuffer", Napi::Function::New(env, RegionBuffer, "regionBuffer"));
+  p.Set("callSync", Napi::Function::New(env, CallSync, "callSync"));
   exports.Set("pager", p);
 }
 

@@ -102,6 +102,93 @@ std::pair<std::string, int> recv_msg(int sock, int timeout_ms) {
   return {std::string(buf, static_cast<size_t>(n)), fd};
 }
 
+std::pair<int, int> stream_pair() {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) throw sys_error("socketpair", errno);
+  return {sv[0], sv[1]};
+}
+
+namespace {
+void send_fd(int sock, char tag, int fd) {
+  char c = tag;
+  iovec iov{&c, 1};
+  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))] = {};
+  msghdr m{};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  if (fd >= 0) {
+    m.msg_control = cbuf;
+    m.msg_controllen = sizeof cbuf;
+    cmsghdr* h = CMSG_FIRSTHDR(&m);
+    h->cmsg_level = SOL_SOCKET;
+    h->cmsg_type = SCM_RIGHTS;
+    h->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(h), &fd, sizeof(int));
+  }
+  ssize_t n;
+  do n = ::sendmsg(sock, &m, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n != 1) throw sys_error("send to the monitor", n < 0 ? errno : EIO);
+}
+
+void io_all(int fd, char* p, size_t n, bool writing, int timeout_ms) {
+  while (n > 0) {
+    pollfd pf{fd, static_cast<short>(writing ? POLLOUT : POLLIN), 0};
+    int r = ::poll(&pf, 1, timeout_ms);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) throw sys_error("poll", errno);
+    if (r == 0) throw Error("ETIMEDOUT", "no answer from the processor monitor", ETIMEDOUT);
+    ssize_t k = writing ? ::send(fd, p, n, MSG_NOSIGNAL) : ::recv(fd, p, n, 0);
+    if (k < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (k < 0) throw sys_error(writing ? "send" : "recv", errno);
+    if (k == 0) throw Error("ECONNRESET", "the processor monitor closed the channel", ECONNRESET);
+    p += k;
+    n -= static_cast<size_t>(k);
+  }
+}
+}  // namespace
+
+void attach_region(int memfd, uint64_t base, uint64_t size, int devfd, int ctl) {
+  void* want = reinterpret_cast<void*>(base);
+  void* p = ::mmap(want, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, memfd, 0);
+  if (p == MAP_FAILED) throw sys_error("mmap region", errno);
+  if (p != want) {
+    ::munmap(p, size);
+    throw Error("EEXIST", "the kernel placed the region elsewhere", EEXIST);
+  }
+  ::madvise(want, size, MADV_DONTFORK);
+  int uffd = new_uffd(devfd);
+  send_fd(ctl, 'U', uffd);
+  auto reply = recv_msg(ctl, 30000);
+  if (reply.second >= 0) ::close(reply.second);
+  if (reply.first != "A") {
+    ::close(uffd);
+    throw Error("EPROTO", "the monitor refused the userfaultfd: " + reply.first, EPROTO);
+  }
+  uffdio_register reg{};
+  reg.range.start = base;
+  reg.range.len = size;
+  reg.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP;
+  if (::ioctl(uffd, UFFDIO_REGISTER, &reg) != 0) {
+    int e = errno;
+    ::close(uffd);
+    throw sys_error("UFFDIO_REGISTER", e);
+  }
+  send_fd(ctl, 'R', -1);
+  ::close(uffd);
+}
+
+std::string call_sync(int fd, const std::string& request, int timeout_ms) {
+  uint32_t len = static_cast<uint32_t>(request.size());
+  io_all(fd, reinterpret_cast<char*>(&len), 4, true, timeout_ms);
+  io_all(fd, const_cast<char*>(request.data()), request.size(), true, timeout_ms);
+  io_all(fd, reinterpret_cast<char*>(&len), 4, false, timeout_ms);
+  if (len > (16u << 20)) throw Error("EPROTO", "reply too large", EPROTO);
+  std::string out(len, '\0');
+  io_all(fd, out.data(), len, false, timeout_ms);
+  return out;
+}
+
 void send_msg(int sock, const std::string& payload) {
   ssize_t n;
   do n = ::send(sock, payload.data(), payload.size(), MSG_NOSIGNAL);

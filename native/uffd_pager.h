@@ -27,6 +27,12 @@ int open_uffd_device();                              // /dev/userfaultfd, O_RDWR
 int new_uffd(int devfd);                           // USERFAULTFD_IOC_NEW (the monitor's own probe)
 int memfd(const std::string& name, uint64_t size);   // MFD_CLOEXEC, ftruncated
 std::pair<int, int> seqpacket_pair();                // both ends CLOEXEC
+std::pair<int, int> stream_pair();                   // SOCK_STREAM, both ends CLOEXEC
+// The process side of the hand-over (what native/shim does for native programs, here for a JS
+// program's runtime): map the memfd at base, make a uffd, hand it to the monitor, register.
+void attach_region(int memfd, uint64_t base, uint64_t size, int devfd, int ctl);
+// One request/reply on a stream socket: u32 length + bytes each way; blocks (poll, bounded).
+std::string call_sync(int fd, const std::string& request, int timeout_ms);
 // Waits (poll, bounded) for one message; returns its payload and the SCM_RIGHTS fd (-1 if none).
 // Throws ETIMEDOUT, or ECONNRESET when the peer closed.
 std::pair<std::string, int> recv_msg(int sock, int timeout_ms);

@@ -20,7 +20,6 @@ const FAMILIES: Family[] = [
   { names: ['demo'], load: () => import('./commands/demo.js') },
   { names: ['chaos'], load: () => import('./commands/chaos.js') },
   { names: ['bench'], bench: true, load: () => import('./commands/bench-fabric.js') },
-  { names: ['bench'], bench: true, load: () => import('./commands/bench-excache.js') },
   { names: ['bench'], bench: true, load: () => import('./commands/bench-ycsb.js') },
   { names: ['bench'], bench: true, load: () => import('./commands/bench-pager.js') },
 ];

@@ -35,7 +35,8 @@ const isPow2 = (n: number) => n > 0 && (n & (n - 1)) === 0;
 
 export const CacheConfig = z.object({
   size: Size.default(64 * 1024 * 1024),
-  lineSize: Size.default(4096).refine((n) => isPow2(n) && n >= 64 && n <= 65536, 'lineSize must be a power of two between 64 B and 64 KiB'),
+  // The ExCache is a pager: a line is one or more 4 KiB pages, up to a 2 MiB huge page.
+  lineSize: Size.default(4096).refine((n) => isPow2(n) && n >= 4096 && n <= 2 << 20, 'lineSize must be a power of two between 4 KiB and 2 MiB (the ExCache pages whole pages)'),
   ways: z.number().int().min(1).max(1024).default(8),
   policy: z.enum(['fifo', 'lru', 'random']).default('fifo'),
 });

@@ -255,6 +255,56 @@ export function dropSlot(state: PagerState, slot: number): number {
   return n;
 }
 
+/** Virtually indexed: the set of (process slot, virtual line) is a multiplicative hash of both. */
+export function setIndex(slot: number, line: number, sets: number): number {
+  const h = Math.imul(line ^ Math.imul(slot, 0x9e3779b1), 0x85ebca6b) >>> 0;
+  return ((h ^ (h >>> 15)) >>> 0) % sets;
+}
+
+/**
+ * munmap of [off, off+length) of process `p`'s region: drop its lines without writing them back
+ * (the memory is freed right after), punch them out of the region under their set's lock (so no
+ * fill of the same line can interleave), and forget they were ever written, so the range reads
+ * as zeros when mapped again. A line being filled or written back is waited for (bounded).
+ * Returns the lines dropped.
+ */
+export function discardRange(state: PagerState, p: PagedProcess, off: number, length: number, punch: (offset: number, length: number) => void): number {
+  const g = state.geometry;
+  const locks = new Int32Array(state.locks);
+  const ways = new Int32Array(state.ways);
+  const L = g.lineSize;
+  const first = Math.floor(off / L);
+  const end = Math.min(Math.ceil((off + length) / L), Math.floor(p.size / L));
+  let dropped = 0;
+  for (let line = first; line < end; line++) {
+    const set = setIndex(p.slot, line, g.sets);
+    for (let spins = 0; ; spins++) {
+      lock(locks, set);
+      let busy = false;
+      for (let w = 0; w < g.ways; w++) {
+        const i = (set * g.ways + w) * WAY_WORDS;
+        if (ways[i + W_VSLOT] === p.slot && ways[i + W_VLINE] === line) busy = true;
+        else if (ways[i + W_SLOT] === p.slot && ways[i + W_LINE] === line && ways[i + W_STATE] !== INVALID) {
+          if (ways[i + W_STATE] === FILLING) busy = true;
+          else {
+            ways[i + W_SLOT] = -1;
+            ways[i + W_STATE] = INVALID;
+            punch(line * L, L);
+            dropped++;
+          }
+        }
+      }
+      Atomics.store(locks, set, 0);
+      if (!busy) break;
+      if (spins > 20_000) throw new Error(`pager: line ${line} of slot ${p.slot} stayed busy while being unmapped`);
+      nap(spins < 100 ? 0 : 1);
+    }
+    Atomics.and(p.written, line >>> 5, ~(1 << (line & 31)));
+  }
+  Atomics.add(new Int32Array(state.epochs), p.slot, 1);
+  return dropped;
+}
+
 function lock(locks: Int32Array, set: number): void {
   for (let spins = 0; Atomics.compareExchange(locks, set, 0, 1) !== 0; spins++) {
     if (spins > 64) Atomics.wait(locks, set, 1, 1);
@@ -330,9 +380,7 @@ export class PagerController {
   }
 
   private setOf(slot: number, line: number): number {
-    // Virtually indexed: a multiplicative hash of (ASID slot, virtual line).
-    const h = Math.imul(line ^ Math.imul(slot, 0x9e3779b1), 0x85ebca6b) >>> 0;
-    return ((h ^ (h >>> 15)) >>> 0) % this.g.sets;
+    return setIndex(slot, line, this.g.sets);
   }
 
   /** The way holding (slot, line) in `set`, or -1; -2 when it is being evicted. Under the set lock. */
@@ -487,19 +535,12 @@ export class PagerController {
     } catch (err) {
       throw faultOf(vt ? [victim!.slot, p.slot] : [p.slot])(err);
     }
-    try {
-      if (vp && victim) {
-        if (vt) {
-          Atomics.or(vp.written, victim.line >>> 5, 1 << (victim.line & 31));
-          this.count(victim.slot, P_WRITEBACKS);
-        }
-        // Threads waiting on the victim refault as misses once it is gone.
-        this.io.punch(vp, victim.line * L, L);
-        this.io.wake(vp, vp.base + victim.line * L, L);
-      }
-    } catch (err) {
-      throw faultOf([victim!.slot, p.slot])(err);
+    if (vp && victim && vt) {
+      Atomics.or(vp.written, victim.line >>> 5, 1 << (victim.line & 31));
+      this.count(victim.slot, P_WRITEBACKS);
     }
+    // The faulting thread first: its line is installed before the victim is dropped (the victim
+    // stays write-protected and marked busy until then, and its bytes are already in memory).
     try {
       if (t) {
         this.count(p.slot, P_MISSES);
@@ -512,6 +553,15 @@ export class PagerController {
       }
     } catch (err) {
       throw faultOf([p.slot])(err);
+    }
+    try {
+      if (vp && victim) {
+        // Threads waiting on the victim refault as misses once it is gone.
+        this.io.punch(vp, victim.line * L, L);
+        this.io.wake(vp, vp.base + victim.line * L, L);
+      }
+    } catch (err) {
+      throw faultOf([victim!.slot])(err);
     }
   }
 

@@ -93,6 +93,13 @@ export interface NativePager {
   punchHole(fd: number, offset: number, length: number): void;
   readRegion(fd: number, offset: number, dst: Uint8Array, dstOffset: number, length: number): void;
   close(fd: number): void;
+  streampair(): [number, number];
+  /** The process side of the region hand-over (a JS program's runtime; native programs use the shim). */
+  attachRegion(memfd: number, base: number, size: number, devfd: number, ctl: number): void;
+  /** An ArrayBuffer over the mapped region [base, base+size): loads and stores are plain accesses. */
+  regionBuffer(base: number, size: number): ArrayBuffer;
+  /** One length-prefixed request/reply on a stream socket, blocking (bounded). */
+  callSync(fd: number, request: string, timeoutMs: number): string;
 }
 
 export interface NativeAddon {

@@ -95,6 +95,8 @@ t.test('bad files are refused with the field named', async (t) => {
 
   e = refused(t, base.replace('secret: "0123456789abcdef0123"', 'secret: "0123456789abcdef0123"\ndefaults: { cache: { lineSize: 3000 } }'));
   t.match(e.message, /defaults\.cache\.lineSize: lineSize must be a power of two/);
+  e = refused(t, base.replace('secret: "0123456789abcdef0123"', 'secret: "0123456789abcdef0123"\ndefaults: { cache: { lineSize: 1024 } }'));
+  t.match(e.message, /defaults\.cache\.lineSize: .*between 4 KiB and 2 MiB/, 'a line smaller than a page is refused');
 
   e = refused(t, 'nodes: [\n');
   t.match(e.message, /YAML syntax/);

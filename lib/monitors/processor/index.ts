@@ -13,15 +13,19 @@ import type { MonitorHandle, MonitorOptions } from '../common/types.js';
 import { logger as rootLogger, type Logger } from '../../log.js';
 import { Opcode, RpcPool, RpcServer, type Address, type Placement } from '../../net/index.js';
 import { Placement as PlacementSchema } from '../../net/messages.js';
-import type { ProcessBackend } from './process.js';
 import { RemoteAddressSpace, RemoteStorage, type RpcCounters } from './remote-backend.js';
-import { ProcessorRuntime } from './runtime.js';
-import { CacheHost, type CacheHostOptions } from './cache-host.js';
 import { isNodeFailure } from '../../excache/failover-remote-memory.js';
 import type { PagerStats } from '../../excache/pager.js';
 import { emptyStats } from '../../excache/stats.js';
+import type { FabricOptions } from '../../fabric/types.js';
 import { parseSize } from '../../config/schema.js';
-import { DEFAULT_REGION_SIZE, NativeRunner, nativeUnavailable, REGION_ALIGN } from './native-runner.js';
+import { DEFAULT_REGION_SIZE, NativeRunner, nativeUnavailable, REGION_ALIGN, type JsRunSpec } from './native-runner.js';
+import { FileTable } from './file-table.js';
+import { PACKAGE_ROOT } from '../../cluster/local.js';
+import { join } from 'node:path';
+
+/** A JS process's address space: the largest region typed arrays index (4 GiB). */
+const JS_REGION_SIZE = 4 * 2 ** 30;
 import { DEFAULT_LIMITS, type SandboxLimits } from './sandbox.js';
 
 /** How long a process may pause for a memory-monitor failover before its access fails. */
@@ -37,8 +41,8 @@ export interface ProcessorMonitorOptions {
   port?: number;
   global: Address;
   cores: number;
-  cache: CacheHostOptions['cache'];
-  fabric: CacheHostOptions['fabric'];
+  cache: { size: number; lineSize: number; ways: number; policy: 'fifo' | 'lru' | 'random' };
+  fabric: FabricOptions;
   logger?: Logger;
   /** How long an exited process's output and status stay collectable. Default 60 s. */
   retainMs?: number;
@@ -81,8 +85,6 @@ const MAX_BUFFERED = 8 << 20;
 export class ProcessorMonitor {
   readonly server: RpcServer;
   readonly pool: RpcPool;
-  runtime!: ProcessorRuntime;
-  cacheHost!: CacheHost;
   native!: NativeRunner;
   chunkSize = 0;
   private readonly log: Logger;
@@ -134,8 +136,7 @@ export class ProcessorMonitor {
       if (!job || job.exit) throw new SyscallError('ESRCH', `no running process ${String(req.pid)} on processor ${this.opts.nid}`);
       // As its user (the uid the request names) or an administrator (no uid).
       if (typeof req.uid === 'number' && req.uid !== job.uid) throw new SyscallError('EPERM', `process ${pid} belongs to uid ${job.uid}, not ${req.uid}`);
-      if (job.kind === 'native') return { killed: this.native.kill(pid) };
-      return { killed: this.runtime.kill(pid, typeof req.code === 'number' ? req.code : 137) };
+      return { killed: this.native.kill(pid) };
     });
     s.handle(Opcode.C2P_STDIN, async (req) => {
       this.notReady();
@@ -149,29 +150,22 @@ export class ProcessorMonitor {
     // The cache geometry depends on the cluster's chunk size, which registration tells us.
     const reg = await registerWithRetry(this.pool, this.opts, addr.port, this.opts.registerTimeoutMs ?? 15_000);
     this.chunkSize = reg.chunkSize;
-    this.cacheHost = new CacheHost({ nid: this.opts.nid, cache: this.opts.cache, fabric: this.opts.fabric, chunkSize: reg.chunkSize, workers: this.opts.cores });
-    this.cacheHost.serve({
-      translate: (asid, vaddr) => this.translate(asid, vaddr),
-      connect: (nid, endpoint) => this.connectMemory(nid, endpoint),
-      recover: (a) => this.recover(a),
-    });
     s.handle(Opcode.G2P_INVALIDATE, (req) => {
       const sp = this.spaces.get(req.pid);
       this.memoryNodes = undefined;
       if (sp && sp.vnode === req.vnode) {
         this.moveHome(sp, req.home);
-        const n = this.cacheHost.invalidateTranslations(req.pid) + (this.native?.invalidateTranslations(req.pid) ?? 0);
+        const n = this.native?.invalidateTranslations(req.pid) ?? 0;
         this.log.warn({ pid: req.pid, dropped: n }, 'memory failover: cached translations dropped');
       }
       return { ok: true as const };
     });
-    this.runtime = new ProcessorRuntime({ cores: this.opts.cores, workerData: this.cacheHost.workerData() });
     this.native = new NativeRunner({
       nid: this.opts.nid,
       log: this.log,
       cache: {
         size: this.opts.cache.size,
-        lineSize: Math.max(4096, this.opts.cache.lineSize),
+        lineSize: this.opts.cache.lineSize,
         ways: this.opts.cache.ways,
         policy: this.opts.cache.policy,
         chunkSize: reg.chunkSize,
@@ -194,8 +188,8 @@ export class ProcessorMonitor {
     try {
       const r = await this.pool.call(this.opts.global, Opcode.P2G_HEARTBEAT, {
         nid: this.opts.nid,
-        threads: this.runtime.runningThreads + this.native.processes,
-        processes: this.runtime.processes.size + this.native.processes,
+        threads: this.native.processes,
+        processes: this.native.processes,
       });
       if (r.evicted) this.evicted();
       if (!r.known) await registerWithRetry(this.pool, this.opts, this.server.address.port, 5000);
@@ -210,11 +204,10 @@ export class ProcessorMonitor {
    */
   private evicted(): void {
     let killed = 0;
-    for (const pid of [...this.runtime.processes.keys()]) {
-      this.cacheHost.invalidateTranslations(pid);
-      if (this.runtime.kill(pid, 137)) killed++;
+    for (const j of this.jobs.values()) {
+      if (j.exit) continue;
+      if (this.native.kill(j.pid)) killed++;
     }
-    for (const j of this.jobs.values()) if (j.kind === 'native' && !j.exit && this.native.kill(j.pid)) killed++;
     this.log.warn({ killed }, 'evicted by the global monitor (declared dead): local processes killed');
   }
 
@@ -358,85 +351,29 @@ export class ProcessorMonitor {
     if (this.jobs.has(p.pid)) throw new SyscallError('EEXIST', `process ${p.pid} already exists`);
     const program = req.program;
     if (typeof program !== 'string' || !isAbsolute(program)) throw new SyscallError('EINVAL', 'C2P_RUN: program must be an absolute path');
-    if (req.kind === 'native') return this.onRunNative(p, program, req);
-    let moduleUrl: string;
-    try {
-      // Workers cache modules by URL: a rebuilt program must not run its stale copy.
-      moduleUrl = `${pathToFileURL(program).href}?mtime=${(await stat(program)).mtimeMs}`;
-    } catch {
-      throw new SyscallError('ENOENT', `program ${program} not found on processor ${this.opts.nid}`);
-    }
-    const argv = Array.isArray(req.argv) ? req.argv.map(String) : [];
-    const uid = typeof req.uid === 'number' ? req.uid : -1;
-    const users = await this.usersOf(p.vnode);
-    if (!users) throw new SyscallError('ENOENT', `vNode ${p.vnode} does not exist`);
-    if (!users.has(uid)) throw new SyscallError('EACCES', `uid ${uid} is not a user of vNode ${p.vnode}`);
-
-    const job: Job = { kind: 'js', pid: p.pid, vnode: p.vnode, uid, program, startedAt: Date.now(), out: [], err: [], outBytes: 0, waiters: new Set() };
-    this.jobs.set(p.pid, job);
-    const rpc: RpcCounters = {};
-    this.spaces.set(p.asid, { home: p.home, vnode: p.vnode, rpc });
-    const space = new RemoteAddressSpace(this.pool, p.home, { vnode: p.vnode, pid: p.pid }, rpc, (call) => this.viaHome(p.asid, call));
-    const backend: ProcessBackend = {
-      space,
-      storage: new RemoteStorage(this.pool, p.storage, { vnode: p.vnode, uid }, rpc),
-      threads: (delta) => {
-        void this.pool.call(this.opts.global, Opcode.P2G_THREADS, { vnode: p.vnode, pid: p.pid, delta }).catch((err) => this.log.debug({ err }, 'P2G_THREADS failed'));
-      },
-      release: async (asid) => {
-        // The memory is freed right after, so dirty lines are dropped rather than written back.
-        await this.runtime.invalidate(asid).catch((err) => this.log.warn({ err, pid: p.pid }, 'cache invalidation at exit failed'));
-        await space.exit().catch((err) => this.log.warn({ err, pid: p.pid }, 'P2M_EXIT failed'));
-      },
-    };
-    const stdio = (fd: 1 | 2, data: Uint8Array) => {
-      if (job.outBytes > MAX_BUFFERED) return; // a client that stopped polling must not exhaust us
-      (fd === 1 ? job.out : job.err).push(Buffer.from(data));
-      job.outBytes += data.length;
-      wake(job);
-    };
-    this.log.info({ pid: p.pid, vnode: p.vnode, uid, program }, 'process start');
-    this.runtime
-      .run({ pid: p.pid, asid: p.asid, uid, vnode: p.vnode, moduleUrl, argv }, backend, stdio)
-      .then(
-        (r) => ({ code: r.exitCode, threads: r.counters.threads, syscalls: r.counters.syscalls }),
-        (err: unknown) => {
-          this.log.error({ err, pid: p.pid }, 'process failed');
-          stdio(2, Buffer.from(`legoos: ${(err as Error)?.message ?? String(err)}\n`));
-          return { code: 1, threads: 0, syscalls: 0 };
-        },
-      )
-      .then(async (r) => {
-        job.exit = {
-          code: r.code,
-          stats: { cache: this.cacheHost.stats(p.asid).process, rpc: { ...rpc }, syscalls: r.syscalls, threads: r.threads, wallMs: Date.now() - job.startedAt },
-        };
-        this.spaces.delete(p.asid);
-        this.log.info({ pid: p.pid, code: r.code }, 'process exit');
-        wake(job);
-        await this.pool.call(this.opts.global, Opcode.P2G_PROCESS_EXIT, { vnode: p.vnode, pid: p.pid }).catch((err) => this.log.warn({ err }, 'P2G_PROCESS_EXIT failed'));
-        setTimeout(() => this.jobs.delete(p.pid), this.opts.retainMs ?? 60_000).unref();
-      });
-    return { pid: p.pid };
+    return this.onRunProcess(p, program, req, req.kind === 'native' ? 'native' : 'js');
   }
 
   /**
-   * C2P_RUN of a native binary: its region is mmapped at its home memory monitor (the legoos
-   * virtual addresses the pager translates), then the process starts in its sandbox with the
-   * region as its heap; it runs until it exits or is killed.
+   * C2P_RUN: the process starts in its own sandbox, its memory a region paged by the ExCache.
+   * A native binary: the region is its malloc heap, mmapped whole at its home memory monitor (the
+   * legoos virtual addresses the pager translates). A JS program: node runs it with `Sys` over the
+   * region (dist/lib/process/js-main.js); the region is its whole address space, and its
+   * mmap/munmap go to the home as it makes them (so memory is committed and freed as before).
    */
-  private async onRunNative(p: Placement, program: string, req: Record<string, unknown>): Promise<Record<string, unknown>> {
+  private async onRunProcess(p: Placement, program: string, req: Record<string, unknown>, kind: 'native' | 'js'): Promise<Record<string, unknown>> {
     const argv = Array.isArray(req.argv) ? req.argv.map(String) : [];
     if (argv.length > 4096 || argv.some((a) => a.length > 65536 || a.includes('\0'))) throw new SyscallError('E2BIG', 'C2P_RUN: argument list too long or with NUL bytes');
     const uid = typeof req.uid === 'number' ? req.uid : -1;
     const users = await this.usersOf(p.vnode);
     if (!users) throw new SyscallError('ENOENT', `vNode ${p.vnode} does not exist`);
     if (!users.has(uid)) throw new SyscallError('EACCES', `uid ${uid} is not a user of vNode ${p.vnode}`);
-    const regionSize = req.heap === undefined ? DEFAULT_REGION_SIZE : parseSize(req.heap);
-    if (regionSize === null || regionSize < REGION_ALIGN || regionSize % REGION_ALIGN !== 0 || regionSize > 64 * 2 ** 30) {
-      throw new SyscallError('EINVAL', `heap size must be a multiple of 32 MiB from 32 MiB to 64 GiB, got ${String(req.heap)}`);
+    const regionSize = req.heap === undefined ? (kind === 'js' ? JS_REGION_SIZE : DEFAULT_REGION_SIZE) : parseSize(req.heap);
+    const maxRegion = kind === 'js' ? JS_REGION_SIZE : 64 * 2 ** 30;
+    if (regionSize === null || regionSize < REGION_ALIGN || regionSize % REGION_ALIGN !== 0 || regionSize > maxRegion) {
+      throw new SyscallError('EINVAL', `heap size must be a multiple of 32 MiB from 32 MiB to ${maxRegion / 2 ** 30} GiB, got ${String(req.heap)}`);
     }
-    const limits = limitsOf(req.limits);
+    const limits = limitsOf(req.limits, this.opts.cores);
     const why = nativeUnavailable();
     if (why) throw new SyscallError('ENOSYS', `processor ${this.opts.nid} cannot run native processes: ${why}`);
     try {
@@ -444,20 +381,26 @@ export class ProcessorMonitor {
     } catch {
       throw new SyscallError('ENOENT', `program ${program} not found on processor ${this.opts.nid}`);
     }
-    const job: Job = { kind: 'native', pid: p.pid, vnode: p.vnode, uid, program, startedAt: Date.now(), out: [], err: [], outBytes: 0, waiters: new Set() };
+    const job: Job = { kind, pid: p.pid, vnode: p.vnode, uid, program, startedAt: Date.now(), out: [], err: [], outBytes: 0, waiters: new Set() };
     this.jobs.set(p.pid, job);
     const rpc: RpcCounters = {};
     this.spaces.set(p.asid, { home: p.home, vnode: p.vnode, rpc });
     const space = new RemoteAddressSpace(this.pool, p.home, { vnode: p.vnode, pid: p.pid }, rpc, (call) => this.viaHome(p.asid, call));
+    // Kept whole: over the bound, the runner stops reading the process's pipes until a status
+    // poll collects the output (so the process blocks instead of losing what it wrote).
     const stdio = (fd: 1 | 2, data: Uint8Array) => {
-      if (job.outBytes > MAX_BUFFERED) return;
       (fd === 1 ? job.out : job.err).push(Buffer.from(data));
       job.outBytes += data.length;
       wake(job);
+      return job.outBytes <= MAX_BUFFERED;
     };
     let vbase: number;
     try {
-      vbase = await space.mmap(regionSize);
+      // JS: one page tells where the home's mmap area starts (first fit in a fresh process); the
+      // program's own mmaps then land above it, inside the region.
+      vbase = await space.mmap(kind === 'js' ? 4096 : regionSize);
+      // Given back at once: the program's first mmap lands there again (first fit).
+      if (kind === 'js') await space.munmap(vbase, 4096);
     } catch (err) {
       this.jobs.delete(p.pid);
       this.spaces.delete(p.asid);
@@ -466,8 +409,12 @@ export class ProcessorMonitor {
       throw err;
     }
     this.log.info({ pid: p.pid, vnode: p.vnode, uid, program, regionSize }, 'native process start');
+    const files = new FileTable(new RemoteStorage(this.pool, p.storage, { vnode: p.vnode, uid }, rpc), stdio);
+    let syscalls = 0;
+    let threads = 1;
+    const js = kind === 'js' ? await this.jsSpec(p, program, argv, vbase, regionSize, space, files, (op) => (syscalls++, op === 'spawned' && threads++)) : undefined;
     void this.native
-      .run({ pid: p.pid, asid: p.asid, vnode: p.vnode, uid, program, argv, regionSize, limits, vbase, stdio })
+      .run({ pid: p.pid, asid: p.asid, vnode: p.vnode, uid, program, argv, regionSize, limits, vbase, stdio, ...(js ? { js } : {}) })
       .then(
         (r) => r,
         (err: unknown) => {
@@ -481,13 +428,14 @@ export class ProcessorMonitor {
         job.exit = {
           code: r.code,
           stats: {
-            cache: emptyStats(),
+            // The pager's counters in the software ExCache's shape too (hits are the MMU's).
+            cache: r.pager ? { ...emptyStats(), misses: r.pager.misses + r.pager.pLocalFills, evictions: r.pager.evictions, writeBacks: r.pager.writeBacks, pLocalFills: r.pager.pLocalFills, translationMisses: r.pager.translationMisses } : emptyStats(),
             ...(r.pager ? { pager: r.pager } : {}),
             ...(r.signal ? { signal: r.signal } : {}),
             oomKilled: r.oomKilled,
             rpc: { ...rpc },
-            syscalls: 0,
-            threads: 1,
+            syscalls,
+            threads,
             wallMs: Date.now() - job.startedAt,
           },
         };
@@ -500,6 +448,59 @@ export class ProcessorMonitor {
     return { pid: p.pid };
   }
 
+  /** How a JS process's runtime is run and served (see onRunProcess). */
+  private async jsSpec(p: Placement, program: string, argv: string[], vbase: number, regionSize: number, space: RemoteAddressSpace, files: FileTable, count: (op: string) => void): Promise<JsRunSpec> {
+    // Workers cache modules by URL: a rebuilt program must not run its stale copy.
+    const moduleUrl = `${pathToFileURL(program).href}?mtime=${(await stat(program)).mtimeMs}`;
+    const pkg = PACKAGE_ROOT;
+    const inPkg = (f: string) => f.startsWith(pkg + '/');
+    const roBinds = [join(pkg, 'dist'), join(pkg, 'node_modules'), join(pkg, 'package.json'), join(pkg, 'build', 'Release')];
+    if (!process.execPath.startsWith('/usr/')) roBinds.push(process.execPath);
+    if (!inPkg(program) || !program.startsWith(join(pkg, 'dist') + '/')) roBinds.push(program);
+    const end = vbase + regionSize;
+    return {
+      moduleUrl,
+      argv,
+      roBinds,
+      serve: async (op, args, region) => {
+        count(op === 'threads' && args[0] === 1 ? 'spawned' : op);
+        switch (op) {
+          case 'mmap': {
+            const length = args[0];
+            if (typeof length !== 'number' || !Number.isSafeInteger(length) || length <= 0) throw new SyscallError('EINVAL', `mmap length must be a positive integer, got ${String(length)}`);
+            if (length > regionSize) throw new SyscallError('ENOMEM', `mmap of ${length} B exceeds the process's ${regionSize >>> 20} MiB address space (legoos run --heap)`);
+            const v = await space.mmap(length);
+            if (v < vbase || v + length > end) {
+              await space.munmap(v, length).catch(() => undefined);
+              throw new SyscallError('ENOMEM', `mmap of ${length} B: the process's ${regionSize >>> 20} MiB address space is full (legoos run --heap)`);
+            }
+            return v;
+          }
+          case 'munmap': {
+            const [v, length] = args as [number, number];
+            if (!Number.isSafeInteger(v) || !Number.isSafeInteger(length) || length <= 0 || v < vbase || v + length > end) throw new SyscallError('EINVAL', `bad munmap range ${String(v)}+${String(length)}`);
+            // Lines first (no write-back may land in freed memory), then the memory.
+            region.discard(v - vbase, length);
+            await space.munmap(v, length);
+            return undefined;
+          }
+          case 'brk':
+            if (args[0] === 0) return vbase;
+            throw new SyscallError('ENOMEM', 'brk: a JS process on the pager has no brk heap; use mmap');
+          case 'threads': {
+            const delta = args[0] === -1 ? -1 : 1;
+            void this.pool.call(this.opts.global, Opcode.P2G_THREADS, { vnode: p.vnode, pid: p.pid, delta }).catch((err) => this.log.debug({ err }, 'P2G_THREADS failed'));
+            return undefined;
+          }
+          case 'open': case 'read': case 'pread': case 'write': case 'pwrite': case 'lseek': case 'fstat': case 'close': case 'unlink':
+            return (await files.handle(op, args)).value;
+          default:
+            throw new SyscallError('ENOSYS', `unknown syscall ${op}`);
+        }
+      },
+    };
+  }
+
   private async onStatus(req: Record<string, unknown>): Promise<Record<string, unknown>> {
     if (req.pid === undefined) {
       return {
@@ -507,8 +508,8 @@ export class ProcessorMonitor {
         processes: [...this.jobs.values()]
           .filter((j) => !j.exit && (typeof req.uid !== 'number' || j.uid === req.uid))
           .map((j) => ({ pid: j.pid, vnode: j.vnode, uid: j.uid, program: j.program, kind: j.kind, runningMs: Date.now() - j.startedAt })),
-        threads: this.runtime.runningThreads,
-        cache: this.cacheHost.stats(0).cache,
+        threads: this.native.processes,
+        pager: this.native.stats(),
       };
     }
     const found = this.jobs.get(Number(req.pid));
@@ -532,6 +533,7 @@ export class ProcessorMonitor {
     job.out = [];
     job.err = [];
     job.outBytes = 0;
+    this.native.resumeOutput(job.pid);
     const drained = job.exit !== undefined;
     if (drained && req.ack === true) this.jobs.delete(job.pid);
     return { pid: job.pid, stdout, stderr, exited: drained, ...(job.exit ? { exitCode: job.exit.code, stats: job.exit.stats } : {}) };
@@ -543,9 +545,7 @@ export class ProcessorMonitor {
     clearInterval(this.heartbeat);
     for (const j of this.jobs.values()) wake(j);
     await this.server.close().catch(() => undefined);
-    await this.runtime?.close().catch(() => undefined);
     await this.native?.close().catch(() => undefined);
-    this.cacheHost?.close();
     this.pool.close();
   }
 }
@@ -601,19 +601,20 @@ export async function startProcessorMonitor(cfg: Config, nid: number, opts: Moni
     role: 'processor',
     address: m.address,
     monitor: m,
-    stats: () => ({ processes: m.runtime.processes.size + m.native.processes, threads: m.runtime.runningThreads, cache: m.cacheHost.stats(0).cache, pager: m.native.stats(), rpc: m.server.stats() }),
+    stats: () => ({ processes: m.native.processes, pager: m.native.stats(), rpc: m.server.stats() }),
     close: () => m.close(),
   };
 }
 
 /** Sandbox limits from a C2P_RUN request (sizes as bytes or "256MiB"), bounded. */
-function limitsOf(v: unknown): SandboxLimits {
+function limitsOf(v: unknown, cores: number): SandboxLimits {
   const l = (v ?? {}) as Record<string, unknown>;
   const mem = l.memory === undefined ? DEFAULT_LIMITS.memoryBytes : parseSize(l.memory);
   if (mem === null || mem < 16 << 20 || mem > 2 ** 40) throw new SyscallError('EINVAL', `memory limit must be from 16 MiB to 1 TiB, got ${String(l.memory)}`);
   const pids = l.pids === undefined ? DEFAULT_LIMITS.pids : Number(l.pids);
   if (!Number.isInteger(pids) || pids < 4 || pids > 65536) throw new SyscallError('EINVAL', `pids limit must be an integer from 4 to 65536, got ${String(l.pids)}`);
-  const cpus = l.cpus === undefined ? DEFAULT_LIMITS.cpus : Number(l.cpus);
+  // By default a process may use every core of its processor (its threads are its own).
+  const cpus = l.cpus === undefined ? cores : Number(l.cpus);
   if (!Number.isFinite(cpus) || cpus < 0.01 || cpus > 1024) throw new SyscallError('EINVAL', `cpus limit must be from 0.01 to 1024, got ${String(l.cpus)}`);
   return { memoryBytes: mem, pids, cpus };
 }

@@ -36,6 +36,12 @@ export interface NativeProcessSpec {
   bwrap: string;
   /** Name of the cgroups (unique per processor + process). */
   cgroupName: string;
+  /**
+   * A JS program's runtime (node + dist/lib/process/js-main.js) instead of a native binary: no
+   * preload shim (the runtime attaches the region itself), an IPC channel as fd 6 and the stats
+   * channel as fd 7, these host paths bound read-only, these variables set.
+   */
+  js?: { roBinds: string[]; env: Record<string, string>; statsFd: number };
 }
 
 export interface NativeExit {
@@ -77,19 +83,21 @@ export class NativeProcess {
       const argv = bwrapArgs({
         uid: spec.uid,
         hostname: `vnode${spec.vnode}`,
-        roBinds: [spec.shim, ...(spec.program.startsWith('/usr/') ? [] : [spec.program])],
+        roBinds: spec.js ? spec.js.roBinds : [spec.shim, ...(spec.program.startsWith('/usr/') ? [] : [spec.program])],
         tmpBytes: Math.min(spec.limits.memoryBytes, 256 << 20),
         disableUserns: bwrapSupports(spec.bwrap, '--disable-userns'),
         // The shim must load in the program only: a launcher that loaded it would take the region.
-        setenv: { LD_PRELOAD: spec.shim },
+        setenv: spec.js ? spec.js.env : { LD_PRELOAD: spec.shim },
         argv: [spec.program, ...spec.argv],
       });
-      // The launcher closes every descriptor but stdio and ours (3-5): whatever the monitor
+      // The launcher closes every descriptor but stdio and ours (3-5; a JS runtime's IPC and
+      // stats channels 6-7): whatever the monitor
       // inherited without close-on-exec would otherwise reach the program, which bubblewrap
       // passes every open descriptor to (only bash can close descriptors above 9). It then joins
       // the cgroups (writing "0" moves itself) and becomes bubblewrap.
       const bash = existsSync('/bin/bash');
-      const closeFds = 'for f in /proc/self/fd/*; do n=${f##*/}; if [ "$n" -gt 5 ]; then exec {n}>&-; fi; done; ';
+      const keep = spec.js ? 7 : 5;
+      const closeFds = `for f in /proc/self/fd/*; do n=\${f##*/}; if [ "$n" -gt ${keep} ]; then exec {n}>&-; fi; done; `;
       const join = 'while [ "$1" != "--" ]; do echo 0 > "$1" || exit 126; shift; done; shift; exec "$@"';
       const limit = this.cgroups.kind === 'cgroup-v1' ? [] : ['prlimit', `--nproc=${spec.limits.pids}`, '--'];
       const launcher = [
@@ -97,18 +105,24 @@ export class NativeProcess {
         ['-c', (bash ? closeFds : '') + join, 'legoos-launch', ...this.cgroups.joinFiles, '--', ...limit, spec.bwrap, ...argv],
       ] as const;
       this.child = spawn(launcher[0], [...launcher[1]], {
-        stdio: ['pipe', 'pipe', 'pipe', this.memfd, this.dev, theirs],
+        stdio: ['pipe', 'pipe', 'pipe', this.memfd, this.dev, theirs, ...(spec.js ? (['ipc', spec.js.statsFd] as const) : [])],
+        ...(spec.js ? { serialization: 'advanced' as const } : {}),
         uid: this.hostUid,
         gid: this.hostUid,
         env: {
           PATH: '/usr/local/bin:/usr/bin:/bin',
           LANG: 'C.UTF-8',
           ...spec.env,
-          LEGOOS_REGION_FD: '3',
-          LEGOOS_UFFD_DEV_FD: '4',
-          LEGOOS_CTL_FD: '5',
-          LEGOOS_REGION_BASE: `0x${spec.regionBase.toString(16)}`,
-          LEGOOS_REGION_SIZE: String(spec.regionSize),
+          // The shim's hand-over (a JS runtime gets its own description in LEGOOS_JS).
+          ...(spec.js
+            ? {}
+            : {
+                LEGOOS_REGION_FD: '3',
+                LEGOOS_UFFD_DEV_FD: '4',
+                LEGOOS_CTL_FD: '5',
+                LEGOOS_REGION_BASE: `0x${spec.regionBase.toString(16)}`,
+                LEGOOS_REGION_SIZE: String(spec.regionSize),
+              }),
         },
       });
     } catch (err) {
@@ -127,7 +141,9 @@ export class NativeProcess {
       this.child.once('exit', (code, signal) => {
         const oom = this.cgroups.oomKilled();
         const sig = signal ? (this.killedBy ?? signal) : undefined;
-        resolve({ code: code ?? 128 + ((osConstants.signals as Record<string, number>)[signal ?? 'SIGKILL'] ?? 9), ...(sig ? { signal: sig } : {}), oomKilled: oom });
+        // Killed by us for a reason (SIGBUS: its memory was lost): report that signal, as the
+        // kernel would have had it died of it.
+        resolve({ code: code ?? 128 + ((osConstants.signals as Record<string, number>)[sig ?? 'SIGKILL'] ?? 9), ...(sig ? { signal: sig } : {}), oomKilled: oom });
       });
     });
   }

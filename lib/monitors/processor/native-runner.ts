@@ -2,6 +2,8 @@
 // puts its heap region on the ExCache pager (pager-host.ts, started with the first native
 // process), relays its stdio, and reports its exit with the pager's statistics.
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
@@ -10,9 +12,8 @@ import { addonPath, native } from '../../fabric/native.js';
 import type { FabricOptions } from '../../fabric/types.js';
 import type { PagerParams, PagerStats } from '../../excache/pager.js';
 import type { Logger } from '../../log.js';
-import type { CacheHostHandlers } from './cache-host.js';
-import { NativeProcess } from './native-process.js';
-import { PagerHost } from './pager-host.js';
+import { NativeProcess, type NativeProcessSpec } from './native-process.js';
+import { PagerHost, type PagerHandlers } from './pager-host.js';
 import { checkSandboxTools, DEFAULT_LIMITS, type SandboxLimits } from './sandbox.js';
 
 /** Where a process's region is mapped in it (the same for every process: each has its own mm). */
@@ -27,7 +28,7 @@ export interface NativeRunnerOptions {
   log: Logger;
   cache: PagerParams;
   fabric: FabricOptions;
-  handlers: CacheHostHandlers;
+  handlers: PagerHandlers;
 }
 
 export interface NativeRunSpec {
@@ -41,8 +42,23 @@ export interface NativeRunSpec {
   limits: SandboxLimits;
   /** legoos virtual address of the region (P2M_MMAP of regionSize). */
   vbase: number;
-  stdio(fd: 1 | 2, data: Uint8Array): void;
+  /** Output of the process; false asks the runner to stop reading until resumeOutput(pid). */
+  stdio(fd: 1 | 2, data: Uint8Array): boolean | void;
+  /** A JS program (run by dist/lib/process/js-main.js in the sandbox) instead of a binary. */
+  js?: JsRunSpec;
 }
+
+export interface JsRunSpec {
+  moduleUrl: string;
+  argv: string[];
+  /** Host paths the runtime needs, bound read-only (node, the package's dist and node_modules, the program). */
+  roBinds: string[];
+  /** The process's requests over its IPC channel (file syscalls, mmap, munmap, threads). */
+  serve(op: string, args: unknown[], region: { discard(offset: number, length: number): void }): Promise<unknown>;
+}
+
+/** The JS runtime's entry point (compiled). */
+export const JS_MAIN = fileURLToPath(new URL('../../process/js-main.js', import.meta.url));
 
 export interface NativeRunResult {
   code: number;
@@ -53,6 +69,7 @@ export interface NativeRunResult {
 
 interface Running {
   np: NativeProcess;
+  stdio: NativeRunSpec['stdio'];
   slot?: number;
   stdinChain: Promise<void>;
 }
@@ -114,19 +131,53 @@ export class NativeRunner {
 
   /** Run the process to its end. Output goes to spec.stdio as it comes. */
   async run(spec: NativeRunSpec): Promise<NativeRunResult> {
+    const p = this.runOne(spec);
+    this.finishing.add(p);
+    try {
+      return await p;
+    } finally {
+      this.finishing.delete(p);
+    }
+  }
+
+  /** The client collected the output: read the process's pipes again. */
+  resumeOutput(pid: number): void {
+    const r = this.running.get(pid);
+    r?.np.child.stdout?.resume();
+    r?.np.child.stderr?.resume();
+  }
+
+  private readonly finishing = new Set<Promise<unknown>>();
+
+  private async runOne(spec: NativeRunSpec): Promise<NativeRunResult> {
     const why = nativeUnavailable();
     if (why) throw new SyscallError('ENOSYS', why);
     const bwrap = checkSandboxTools();
     const pager = this.host();
     const { scratchRoot, shim } = this.root();
     const n = native().pager;
-    const np = new NativeProcess(
+    let stats: [number, number] | undefined;
+    let js: NativeProcessSpec['js'];
+    if (spec.js) {
+      stats = n.streampair();
+      js = {
+        roBinds: spec.js.roBinds,
+        statsFd: stats[1],
+        env: {
+          LEGOOS_JS: JSON.stringify({ pid: spec.pid, uid: spec.uid, vnode: spec.vnode, base: REGION_BASE, size: spec.regionSize, vbase: spec.vbase, statsFd: 7, moduleUrl: spec.js.moduleUrl, argv: spec.js.argv }),
+        },
+      };
+    }
+    let np: NativeProcess;
+    try {
+      np = new NativeProcess(
       {
         pid: spec.pid,
         vnode: spec.vnode,
         uid: spec.uid,
-        program: spec.program,
-        argv: spec.argv,
+        program: spec.js ? process.execPath : spec.program,
+        argv: spec.js ? [JS_MAIN] : spec.argv,
+        ...(js ? { js } : {}),
         regionBase: REGION_BASE,
         regionSize: spec.regionSize,
         limits: spec.limits,
@@ -138,10 +189,26 @@ export class NativeRunner {
       n,
       this.opts.log,
     );
-    const r: Running = { np, stdinChain: Promise.resolve() };
+    } finally {
+      if (stats) n.close(stats[1]);
+    }
+    const r: Running = { np, stdio: spec.stdio, stdinChain: Promise.resolve() };
+    let statsSock: Socket | undefined;
+    if (spec.js && stats) {
+      statsSock = this.serveStats(stats[0], () => r.slot);
+      this.serveJs(np, spec.js, () => r.slot, spec.regionSize);
+    }
     this.running.set(spec.pid, r);
-    np.child.stdout?.on('data', (b: Buffer) => spec.stdio(1, b));
-    np.child.stderr?.on('data', (b: Buffer) => spec.stdio(2, b));
+    // Back-pressure: while the client has not collected the output, the pipes stay full and the
+    // process blocks in write(2), as under a slow terminal; nothing is dropped.
+    const out = (fd: 1 | 2) => (b: Buffer) => {
+      if (spec.stdio(fd, b) === false) {
+        np.child.stdout?.pause();
+        np.child.stderr?.pause();
+      }
+    };
+    np.child.stdout?.on('data', out(1));
+    np.child.stderr?.on('data', out(2));
     np.child.stdin?.on('error', () => undefined); // EPIPE: the process closed its stdin or exited
     const outputDone = Promise.all([np.child.stdout, np.child.stderr].map((s) => (s ? new Promise((res) => s.once('close', res)) : undefined)));
     try {
@@ -158,9 +225,61 @@ export class NativeRunner {
       if (exit.oomKilled) spec.stdio(2, Buffer.from(`legoos: process ${spec.pid} was killed: it exceeded its memory limit (${spec.limits.memoryBytes} B)\n`));
       return { code: exit.code, ...(exit.signal ? { signal: exit.signal } : {}), oomKilled: exit.oomKilled, pager: stats };
     } finally {
+      statsSock?.destroy();
       np.release();
       this.running.delete(spec.pid);
     }
+  }
+
+  /** A JS process's IPC requests: served in order of arrival, each answered by id. */
+  private serveJs(np: NativeProcess, js: JsRunSpec, slot: () => number | undefined, regionSize: number): void {
+    const region = {
+      discard: (off: number, length: number) => {
+        const s = slot();
+        if (s === undefined || !this.pager || off < 0 || off + length > regionSize) return;
+        this.pager.discard(s, off, length);
+      },
+    };
+    np.child.on('message', (req: { id?: unknown; op?: unknown; args?: unknown }) => {
+      if (typeof req?.id !== 'number' || typeof req.op !== 'string' || !Array.isArray(req.args)) {
+        this.opts.log.warn({ pid: np.spec.pid }, 'malformed request from a JS process: killing it');
+        np.kill();
+        return;
+      }
+      const id = req.id;
+      js.serve(req.op, req.args, region).then(
+        (value) => np.child.connected && np.child.send({ id, ok: true, value }),
+        (err: { code?: unknown; message?: unknown }) =>
+          np.child.connected && np.child.send({ id, ok: false, code: typeof err?.code === 'string' ? err.code : 'EIO', message: String(err?.message ?? err) }),
+      );
+    });
+  }
+
+  /** The stats channel: u32 length + request, answered with the pager's counters as JSON. */
+  private serveStats(fd: number, slot: () => number | undefined): Socket {
+    const sock = new Socket({ fd, readable: true, writable: true });
+    let buf = Buffer.alloc(0);
+    sock.on('error', () => undefined);
+    sock.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      while (buf.length >= 4) {
+        const len = buf.readUInt32LE(0);
+        if (len > 4096) {
+          sock.destroy();
+          return;
+        }
+        if (buf.length < 4 + len) return;
+        buf = buf.subarray(4 + len);
+        const s = slot();
+        const toCounters = (p: PagerStats | undefined) =>
+          p ? { misses: p.misses, pLocalFills: p.pLocalFills, evictions: p.evictions, writeBacks: p.writeBacks, translationMisses: p.translationMisses, wpFaults: p.wpFaults } : {};
+        const reply = Buffer.from(JSON.stringify({ process: toCounters(s === undefined ? undefined : this.pager?.stats(s)), cache: toCounters(this.pager?.stats()) }));
+        const head = Buffer.alloc(4);
+        head.writeUInt32LE(reply.length, 0);
+        sock.write(Buffer.concat([head, reply]));
+      }
+    });
+    return sock;
   }
 
   /** Stream bytes to the process's stdin, in order; `eof` closes it. */
@@ -210,13 +329,17 @@ export class NativeRunner {
   private fatal(slot: number, message: string): void {
     for (const [pid, r] of this.running) {
       if (r.slot !== slot) continue;
-      this.opts.log.error({ pid, message }, 'remote memory of a native process failed: killing it');
+      this.opts.log.error({ pid, message }, 'remote memory of a process failed: killing it');
+      // A page fault cannot return an error: the process dies of SIGBUS, as on a lost page.
+      r.stdio(2, Buffer.from(`legoos: process ${pid} killed (SIGBUS): its memory is lost: ${message}\n`));
       r.np.kill('SIGBUS');
     }
   }
 
   async close(): Promise<void> {
     for (const r of this.running.values()) r.np.kill();
+    // Each run releases its process (fds, cgroups) once it has exited: wait for that (bounded).
+    await Promise.race([Promise.allSettled([...this.finishing]), new Promise((res) => setTimeout(res, 5000).unref())]);
     await this.pager?.close();
     if (this.scratchRoot) rmSync(this.scratchRoot, { recursive: true, force: true });
   }

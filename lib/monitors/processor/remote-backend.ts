@@ -4,7 +4,7 @@ import { posix } from 'node:path';
 import { RpcError, SyscallError } from '../../errors.js';
 import type { AddressSpace } from '../../mem/types.js';
 import { bytesFromWire, bytesToWire, Opcode, type Address, type FileStat as WireStat, type ReqIn, type Res, type RpcPool } from '../../net/index.js';
-import type { StorageService } from './process.js';
+import type { StorageService } from './file-table.js';
 import type { FileStat } from './syscalls.js';
 import { O_ACCMODE, O_CREAT, O_EXCL, O_RDONLY, O_TRUNC, O_WRONLY } from './syscalls.js';
 

@@ -90,6 +90,8 @@ export function bwrapArgs(s: BwrapSpec): string[] {
   // After /tmp's tmpfs, which would hide a program or shim that lives under /tmp.
   for (const p of s.roBinds) a.push('--ro-bind', p, p);
   a.push('--size', String(s.tmpBytes), '--perms', '0700', '--tmpfs', '/scratch', '--chdir', '/scratch', '--setenv', 'HOME', '/scratch');
+  // Nothing injected into a node runtime from outside (a test harness's loader, a debugger).
+  a.push('--unsetenv', 'NODE_OPTIONS');
   for (const [k, v] of Object.entries(s.setenv ?? {})) a.push('--setenv', k, v);
   a.push('--', ...s.argv);
   return a;
