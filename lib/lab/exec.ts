@@ -1,6 +1,7 @@
 // The command channel: files in the VM's writable 9p share. The host writes <id>.sh
-// atomically (rename), the guest agent claims it (renames to .run), runs it chrooted in the
-// guest's overlay of the host root, and writes <id>.out, <id>.err, then <id>.rc.
+// atomically (rename), the guest agent claims it (renames to .run), runs it in the guest's root
+// (a tmpfs overlay of the host root, made the real root by switch_root, so user namespaces work),
+// and writes <id>.out, <id>.err, then <id>.rc.
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,9 +1,12 @@
 #!/bin/busybox sh
 # /init of the legoos lab guest (busybox-static initramfs). It loads the modules listed in
 # /etc/modules.order, mounts the host root read-only (9p) under a tmpfs overlay, mounts the
-# VM's writable share at /lab, gives eth0 its address, creates rxe0, and then serves the
-# command channel: the host drops <id>.sh into /lab/cmd, the agent claims it by renaming it,
-# runs it chrooted in the overlay and writes <id>.out, <id>.err and, last, <id>.rc.
+# VM's writable share at /lab, gives eth0 its address, creates rxe0, mounts cgroup v1
+# controllers, and then makes the overlay the real root (switch_root) and serves the command
+# channel from there: the host drops <id>.sh into /lab/cmd, the agent claims it by renaming it,
+# runs it and writes <id>.out, <id>.err and, last, <id>.rc.
+# A real root, not chroot: the kernel refuses to create a user namespace from a chrooted
+# process (EPERM), and native processes run in bubblewrap's user namespace.
 # Parameters come from the kernel command line: legoos.name= legoos.ip= legoos.hosts=
 /bin/busybox mkdir -p /proc /sys /dev /tmp /newroot /mnt/host /mnt/rw
 /bin/busybox --install -s /bin
@@ -22,8 +25,9 @@ for arg in $(cat /proc/cmdline); do
   esac
 done
 
+CONSOLE=/dev/console
 fail() {
-  echo "legoos-init: FAILED: $*" >/dev/console
+  echo "legoos-init: FAILED: $*" >$CONSOLE
   # Tell the host why, if the share is mounted; then stop the VM (QEMU runs with -no-reboot).
   [ -d /newroot/lab ] && echo "$*" >/newroot/lab/failed 2>/dev/null
   sync
@@ -39,9 +43,12 @@ mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=loose,ro hostroo
 mount -t tmpfs -o mode=0755 tmpfs /mnt/rw || fail "mount tmpfs"
 mkdir -p /mnt/rw/upper /mnt/rw/work
 mount -t overlay -o lowerdir=/mnt/host,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work overlay /newroot || fail "mount overlay"
-mount -t proc proc /newroot/proc
-mount -t sysfs sysfs /newroot/sys
-mount -t devtmpfs devtmpfs /newroot/dev
+# The new root gets the initramfs's own /proc, /sys and /dev, moved rather than mounted a second
+# time, so that nothing stays mounted (hidden) under the initramfs that switch_root empties.
+mount --move /proc /newroot/proc || fail "move /proc"
+mount --move /sys /newroot/sys || fail "move /sys"
+mount --move /dev /newroot/dev || fail "move /dev"
+CONSOLE=/newroot/dev/console
 mkdir -p /newroot/dev/pts /newroot/dev/shm /newroot/lab /newroot/tmp /newroot/run
 mount -t devpts devpts /newroot/dev/pts
 mount -t tmpfs tmpfs /newroot/dev/shm
@@ -84,30 +91,54 @@ if [ -n "$IP" ]; then
 fi
 ulimit -l unlimited
 
+# cgroup v1 hierarchies for the native processes' limits (lib/monitors/processor/sandbox.ts).
+# Nothing mounts cgroup2 here, so every v1 controller is free. Without them the sandbox falls
+# back to RLIMIT_NPROC, which the ready file reports.
+CGROUPS=none
+if mount -t tmpfs -o mode=0755,size=1m cgroup_root /newroot/sys/fs/cgroup 2>/dev/null; then
+  CGROUPS=v1
+  for c in memory pids cpu; do
+    mkdir -p "/newroot/sys/fs/cgroup/$c"
+    mount -t cgroup -o "$c" "$c" "/newroot/sys/fs/cgroup/$c" 2>/dev/null || CGROUPS=none
+  done
+fi
+
 {
   echo "name=$NAME"
   echo "ip=$IP"
   echo "kernel=$(uname -r)"
-  echo "uptime=$(cut -d' ' -f1 /proc/uptime)"
+  echo "cgroups=$CGROUPS"
 } >/newroot/lab/ready.tmp
-mv /newroot/lab/ready.tmp /newroot/lab/ready
-echo "legoos-init: $NAME ready" >/dev/console
 
+# The agent runs from the new root with its own busybox (the initramfs is emptied by
+# switch_root). It stays PID 1, so it also reaps orphans (monitors started in the background).
+# It announces readiness itself: a failed switch_root stops the VM before the host sees "ready".
+mkdir -p /newroot/run/legoos/bin
+cp /bin/busybox /newroot/run/legoos/busybox || fail "copy busybox"
+cat >/newroot/run/legoos/agent.sh <<'AGENT'
+/run/legoos/busybox --install -s /run/legoos/bin
+export PATH=/run/legoos/bin
 export HOME=/root LANG=C.UTF-8 TERM=dumb
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-C=/newroot/lab/cmd
+CMDPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+C=/lab/cmd
 mkdir -p "$C"
+echo "uptime=$(cut -d' ' -f1 /proc/uptime)" >>/lab/ready.tmp
+mv /lab/ready.tmp /lab/ready
+echo "legoos-init: $(hostname) ready ($(grep cgroups= /lab/ready))" >/dev/console
 while :; do
-  [ -e /newroot/lab/poweroff ] && { sync; poweroff -f; }
+  [ -e /lab/poweroff ] && { sync; poweroff -f; }
   for f in "$C"/*.sh; do
     [ -e "$f" ] || continue
     id=${f%.sh}
     mv "$f" "$id.run" 2>/dev/null || continue
     (
-      /bin/chroot /newroot /bin/sh "/lab/cmd/${id##*/}.run" >"$id.out" 2>"$id.err" </dev/null
+      PATH=$CMDPATH /bin/sh "$id.run" >"$id.out" 2>"$id.err" </dev/null
       echo $? >"$id.rc.tmp"
       mv "$id.rc.tmp" "$id.rc"
     ) &
   done
   sleep 0.1
 done
+AGENT
+
+exec switch_root -c /dev/console /newroot /run/legoos/busybox sh /run/legoos/agent.sh
