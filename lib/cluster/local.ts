@@ -120,7 +120,8 @@ async function ping(cfg: Config, addr: Address, timeoutMs: number, more?: (c: Rp
 
 function tail(file: string, lines = 8): string {
   try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    // Stack frames crowd out the message that says what went wrong: leave them out.
+    return readFileSync(file, 'utf8').trimEnd().split('\n').filter((l) => !/^\s+at /.test(l)).slice(-lines).join('\n');
   } catch {
     return '(no log)';
   }
