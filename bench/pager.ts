@@ -16,11 +16,9 @@ import { rmSync } from 'node:fs';
 import { cpus, loadavg, release } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { startLocalCluster, type LocalCluster } from '../lib/cluster/index.js';
 import type { PagerStats } from '../lib/excache/pager.js';
-import { stats as latencyStats, type LatencyStat } from '../lib/fabric/bench.js';
-import { regionToWire, type EndpointInfo } from '../lib/fabric/index.js';
+import { stats as latencyStats, workerSamples, type LatencyStat } from '../lib/fabric/bench.js';
 import { TargetClient } from '../lib/fabric/target.js';
 import { nativeUnavailable } from '../lib/monitors/processor/native-runner.js';
 import {
@@ -163,33 +161,8 @@ function sumPagerStats(xs: PagerStats[]): PagerStats {
 const heapFor = (pages: number): string => `${Math.ceil((2 * pages * PAGE + 128 * MiB) / (32 * MiB)) * 32}MiB`;
 
 /** One-sided 4 KiB READ or WRITE latency from a worker (sync), as the pager issues them. */
-async function workerLatency(target: TargetClient, op: 'read' | 'write', iters: number): Promise<Float64Array> {
-  const w = new Worker(join(here, '..', 'lib', 'fabric', 'bench-worker.js'), {
-    workerData: { options: { provider: 'tcp', nid: 2 }, region: regionToWire(target.region), size: PAGE, iters, warmup: Math.min(500, iters), op },
-  });
-  try {
-    return await new Promise<Float64Array>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('fabric latency worker timed out')), 120_000);
-      w.on('message', (m: { type: string; info?: EndpointInfo; samples?: Float64Array; message?: string }) => {
-        if (m.type === 'info') {
-          target.createEndpoint(m.info).then(
-            (peer) => w.postMessage({ remote: peer.info }),
-            (e: Error) => (clearTimeout(t), reject(e)),
-          );
-        } else if (m.type === 'done') {
-          clearTimeout(t);
-          resolve(m.samples!);
-        } else {
-          clearTimeout(t);
-          reject(new Error(m.message));
-        }
-      });
-      w.on('error', (e) => (clearTimeout(t), reject(e)));
-    });
-  } finally {
-    await w.terminate();
-  }
-}
+const workerLatency = (target: TargetClient, op: 'read' | 'write', iters: number): Promise<Float64Array> =>
+  workerSamples(target, { provider: 'tcp', nid: 2 }, PAGE, op, iters, Math.min(500, iters));
 
 /**
  * The benchmark, with everything it starts tracked so that close() (also from a signal handler)

@@ -74,12 +74,13 @@ function baseline(req: number, resp: number, iters: number, warmup: number): Lat
   return { p50: j.p50_us, p99: j.p99_us, mean: j.mean_us, iters: j.iters };
 }
 
-async function workerLatency(target: TargetClient, options: OpenOptions, size: number, op: 'read' | 'write', iters: number, warmup: number): Promise<LatencyStat> {
+/** Latency samples (µs) of one-sided ops of `size` B issued synchronously from a worker thread (the ExCache's miss path). */
+export async function workerSamples(target: TargetClient, options: OpenOptions, size: number, op: 'read' | 'write', iters: number, warmup: number): Promise<Float64Array> {
   const w = new Worker(join(here, 'bench-worker.js'), {
     workerData: { options, region: regionToWire(target.region), size, iters, warmup, op },
   });
   try {
-    return await new Promise<LatencyStat>((resolve, reject) => {
+    return await new Promise<Float64Array>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error('benchmark worker timed out')), 120000);
       w.on('message', async (m: { type: string; info?: EndpointInfo; samples?: Float64Array; message?: string }) => {
         if (m.type === 'info') {
@@ -90,7 +91,7 @@ async function workerLatency(target: TargetClient, options: OpenOptions, size: n
           }
         } else if (m.type === 'done') {
           clearTimeout(t);
-          resolve(stats(m.samples!));
+          resolve(m.samples!);
         } else {
           clearTimeout(t);
           reject(new Error(m.message));
@@ -101,6 +102,10 @@ async function workerLatency(target: TargetClient, options: OpenOptions, size: n
   } finally {
     await w.terminate();
   }
+}
+
+async function workerLatency(target: TargetClient, options: OpenOptions, size: number, op: 'read' | 'write', iters: number, warmup: number): Promise<LatencyStat> {
+  return stats(await workerSamples(target, options, size, op, iters, warmup));
 }
 
 export async function runFabricBench(o: FabricBenchOptions): Promise<FabricBenchResult> {
