@@ -32,6 +32,37 @@ export interface PagerCounters {
   cache: Partial<Counters>;
 }
 
+/** A reply to a request sent by id (over the IPC channel, or a thread's port). */
+export interface Reply {
+  id: number;
+  ok: boolean;
+  value?: unknown;
+  code?: string;
+  message?: string;
+}
+
+/** Requests in flight by id: `start` sends one, `settle` resolves it from its reply. */
+export class PendingCalls {
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
+
+  start(send: (id: number) => void): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const id = this.nextId++;
+      this.pending.set(id, { resolve, reject });
+      send(id);
+    });
+  }
+
+  settle(r: Reply): void {
+    const p = this.pending.get(r.id);
+    if (!p) return;
+    this.pending.delete(r.id);
+    if (r.ok) p.resolve(r.value);
+    else p.reject(new SyscallError(r.code ?? 'EIO', r.message ?? 'syscall failed'));
+  }
+}
+
 const encoder = new TextEncoder();
 
 function toBytes(data: Uint8Array | string): Uint8Array {

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { SyscallError } from '../errors.js';
 import { native } from '../fabric/native.js';
-import { ExitSignal, makeSys, statsReader, type ProcessInfo } from './child-sys.js';
+import { ExitSignal, makeSys, PendingCalls, statsReader, type ProcessInfo, type Reply } from './child-sys.js';
 import { PAGE_SHIFT, RegionMemory } from './region-memory.js';
 import type { ThreadData, ThreadMessage } from './js-thread.js';
 
@@ -51,21 +51,9 @@ async function main(): Promise<void> {
   const send = process.send.bind(process);
 
   // File syscalls to the monitor, over the IPC channel.
-  let nextId = 1;
-  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
-  process.on('message', (r: { id: number; ok: boolean; value?: unknown; code?: string; message?: string }) => {
-    const p = pending.get(r.id);
-    if (!p) return;
-    pending.delete(r.id);
-    if (r.ok) p.resolve(r.value);
-    else p.reject(new SyscallError(r.code ?? 'EIO', r.message ?? 'syscall failed'));
-  });
-  const monitor = (op: string, args: unknown[]) =>
-    new Promise<unknown>((resolve, reject) => {
-      const id = nextId++;
-      pending.set(id, { resolve, reject });
-      send({ id, op, args });
-    });
+  const pending = new PendingCalls();
+  process.on('message', (r: Reply) => pending.settle(r));
+  const monitor = (op: string, args: unknown[]) => pending.start((id) => send({ id, op, args }));
 
   let exiting = false;
   const exitProcess = (code: number): never => {

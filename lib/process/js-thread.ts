@@ -2,7 +2,7 @@
 // the region (the same mapping) and the process's syscalls relayed through the main thread.
 import { parentPort, workerData } from 'node:worker_threads';
 import { native } from '../fabric/native.js';
-import { ExitSignal, makeSys, statsReader } from './child-sys.js';
+import { ExitSignal, makeSys, PendingCalls, statsReader, type Reply } from './child-sys.js';
 import type { JsProcessConfig } from './js-main.js';
 import { RegionMemory } from './region-memory.js';
 
@@ -25,15 +25,8 @@ export type ThreadMessage =
 const d = workerData as ThreadData;
 const port = parentPort!;
 const post = (m: ThreadMessage) => port.postMessage(m);
-let nextId = 1;
-const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
-port.on('message', (r: { id: number; ok: boolean; value?: unknown; code?: string; message?: string }) => {
-  const p = pending.get(r.id);
-  if (!p) return;
-  pending.delete(r.id);
-  if (r.ok) p.resolve(r.value);
-  else p.reject(Object.assign(new Error(r.message), { code: r.code }));
-});
+const pending = new PendingCalls();
+port.on('message', (r: Reply) => pending.settle(r));
 
 const counts = new Float64Array(d.countsSab);
 const mem = new RegionMemory(native().pager.regionBuffer(d.base, d.size), d.vbase, d.size, new Uint8Array(d.mappedSab), counts, d.slot);
@@ -42,12 +35,7 @@ const sys = makeSys({
   tid: d.tid,
   argv: d.argv,
   mem,
-  call: (op, args) =>
-    new Promise((resolve, reject) => {
-      const id = nextId++;
-      pending.set(id, { resolve, reject });
-      post({ kind: 'call', id, op, args });
-    }),
+  call: (op, args) => pending.start((id) => post({ kind: 'call', id, op, args })),
   stats: statsReader(d.statsFd, new Int32Array(d.lockSab)),
   accesses: () => counts.reduce((a, b) => a + b, 0),
   onExit: (code) => post({ kind: 'exit', code }),
