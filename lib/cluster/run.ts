@@ -26,6 +26,8 @@ export interface RunOptions {
   heap?: number | string;
   /** Native binaries: sandbox limits (memory cgroup bytes, tasks, CPU cores). */
   limits?: { memory?: number | string; pids?: number; cpus?: number };
+  /** Called with the process's pid once the processor has started it (for killProcess before it exits). */
+  onStart?: (pid: number) => void;
 }
 
 export interface RunResult {
@@ -114,13 +116,20 @@ export async function runProgram(c: ClusterClientOptions, opts: RunOptions): Pro
       placement, uid, program, argv: opts.args ?? [],
       ...(native ? { kind: 'native', ...(opts.heap !== undefined ? { heap: opts.heap } : {}), ...(opts.limits ? { limits: opts.limits } : {}) } : {}),
     });
+    opts.onStart?.(placement.pid);
     let feeding: Promise<void> | undefined;
     let exited = false;
     if (native) {
       const p = proc;
-      feeding = feedStdin(opts.stdin, (data, eof) => p.call(Opcode.C2P_STDIN, { pid: placement.pid, data: data.toString('base64'), eof }).then(() => undefined), () => exited)
-        .catch((e: { code?: string }) => {
-          if (e?.code !== 'ESRCH' && !exited) (opts.stderr ?? (() => undefined))(Buffer.from(`legoos: stdin of process ${placement.pid}: ${(e as Error).message}\n`));
+      // A C2P_STDIN answers once the program took the bytes (flow control, as a pipe): a program
+      // that reads late is not a dead peer, so no RPC timeout applies (a lost connection still
+      // fails the call). If feeding fails, the process would wait for an EOF that never comes:
+      // it is killed, and the run reports why.
+      feeding = feedStdin(opts.stdin, (data, eof) => p.call(Opcode.C2P_STDIN, { pid: placement.pid, data: data.toString('base64'), eof }, { timeoutMs: 2 ** 31 - 1 }).then(() => undefined), () => exited)
+        .catch(async (e: { code?: string }) => {
+          if (e?.code === 'ESRCH' || exited) return;
+          (opts.stderr ?? (() => undefined))(Buffer.from(`legoos: stdin of process ${placement.pid} failed (${(e as Error).message}): killing it\n`));
+          await p.call(Opcode.C2P_KILL, { pid: placement.pid }).catch(() => undefined);
         });
     }
     const out: Buffer[] = [];
