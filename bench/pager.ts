@@ -21,6 +21,7 @@ import type { PagerStats } from '../lib/excache/pager.js';
 import { stats as latencyStats, workerSamples, type LatencyStat } from '../lib/fabric/bench.js';
 import { TargetClient } from '../lib/fabric/target.js';
 import { nativeUnavailable } from '../lib/monitors/processor/native-runner.js';
+import { defaultPagerSpinUs } from '../lib/monitors/processor/pager-host.js';
 import {
   buildFixture, checkNative, HostChildren, missingTools, parseJsonLines, redisLegoos, redisNormal, runFixtureOnHost, sortInput, sortLegoos, sortNormal,
   hostRunMs, legoosRunMs, SORT, SORT_ARGS, WC, type RedisLoad, type RedisRun,
@@ -230,7 +231,8 @@ export class PagerBench {
     const quick = this.o.quick === true;
     const ratios = this.o.ratios ?? [1, 0.5, 0.25];
     const ncpu = cpus().length;
-    const spinUs = Number(process.env.LEGOOS_PAGER_SPIN_US ?? 50) || 0;
+    // The floor busy-polls as long as the pager workers do (the monitors read the same variable).
+    const spinUs = defaultPagerSpinUs() || 0;
     const t0 = performance.now();
     const loadStart = loadavg();
     // Sizes. The micro cluster's cache; the fixture cycles 4x through it so that every line of A

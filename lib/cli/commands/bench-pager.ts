@@ -25,7 +25,7 @@ export function register(bench: Command): void {
       '\nNeeds root (userfaultfd, sandboxes), bubblewrap, a C compiler, redis-server and redis-tools (apt-get install\n' +
         'redis-server redis-tools). Starts a temporary local cluster per cache size (tcp fabric on loopback) and stops it.\n' +
         'The environment reaches the monitors it starts: e.g. LEGOOS_PAGER_SPIN_US=0 (the pager workers\' busy-poll\n' +
-        'before sleeping, default 50 us; the uffd floor baseline uses the same).',
+        'before sleeping; default 50 us with more than 4 cores, 0 otherwise; the uffd floor baseline uses the same).',
     )
     .action(async (opts: { json?: boolean; quick?: boolean; ratios: number[] }) => {
       const tty = process.stderr.isTTY === true;

@@ -41,6 +41,11 @@ export interface PagerHostOptions {
   spinUs?: number;
 }
 
+/** The pager workers' busy-poll (µs): LEGOOS_PAGER_SPIN_US, else 50 with more than 4 cores, 0 otherwise. */
+export function defaultPagerSpinUs(): number {
+  return Number(process.env.LEGOOS_PAGER_SPIN_US ?? (availableParallelism() > 4 ? 50 : 0));
+}
+
 /** uffd features the pager asks for: WP on shmem (5.19+); the rest are optional. */
 export const UFFD_FEATURE_MISSING_SHMEM = 1 << 5;
 export const UFFD_FEATURE_WP_HUGETLBFS_SHMEM = 1 << 12;
@@ -95,7 +100,7 @@ export class PagerHost {
     // A worker that spins after a fault holds a core the memory monitor (or the faulting
     // process) needs: with few cores it slows misses down (bench pager: 2 cores, clean-miss p50
     // 92 µs spinning 50 µs vs 53 µs not spinning). Spin only where cores are plentiful.
-    const spinUs = opts.spinUs ?? Number(process.env.LEGOOS_PAGER_SPIN_US ?? (availableParallelism() > 4 ? 50 : 0));
+    const spinUs = opts.spinUs ?? defaultPagerSpinUs();
     if (!Number.isInteger(spinUs) || spinUs < 0 || spinUs > 10_000) throw new RangeError(`LEGOOS_PAGER_SPIN_US must be an integer from 0 to 10000, got ${String(process.env.LEGOOS_PAGER_SPIN_US)}`);
     for (let w = 0; w < g.workers; w++) {
       const { port1, port2 } = new MessageChannel();
