@@ -22,9 +22,9 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Native binaries: bytes streamed to the process's stdin (closed at the end). Default: none (EOF at once). */
   stdin?: AsyncIterable<Uint8Array | string>;
-  /** Native binaries: size of the paged heap region (bytes or "256MiB"; a multiple of 32 MiB). */
+  /** Size of the paged region (bytes or "256MiB"; a multiple of 32 MiB): a native heap (default 256 MiB) or a JS address space (default and most 4 GiB). */
   heap?: number | string;
-  /** Native binaries: sandbox limits (memory cgroup bytes, tasks, CPU cores). */
+  /** Sandbox limits (memory cgroup bytes, tasks, CPU cores). */
   limits?: { memory?: number | string; pids?: number; cpus?: number };
   /** Called with the process's pid once the processor has started it (for killProcess before it exits). */
   onStart?: (pid: number) => void;
@@ -114,7 +114,9 @@ export async function runProgram(c: ClusterClientOptions, opts: RunOptions): Pro
     proc = await RpcClient.connect({ host: placement.processor.host, port: placement.processor.port, nid, secret: c.secret, timeoutMs });
     await proc.call(Opcode.C2P_RUN, {
       placement, uid, program, argv: opts.args ?? [],
-      ...(native ? { kind: 'native', ...(opts.heap !== undefined ? { heap: opts.heap } : {}), ...(opts.limits ? { limits: opts.limits } : {}) } : {}),
+      ...(native ? { kind: 'native' } : {}),
+      ...(opts.heap !== undefined ? { heap: opts.heap } : {}),
+      ...(opts.limits ? { limits: opts.limits } : {}),
     });
     opts.onStart?.(placement.pid);
     let feeding: Promise<void> | undefined;

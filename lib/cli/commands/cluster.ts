@@ -153,15 +153,15 @@ export function register(program: Command): void {
 
   program
     .command('run')
-    .description('run a program in a vNode of the running cluster: a native binary (`-- /usr/bin/sort -S 64M`, its heap on disaggregated memory, stdin streamed) or a .js/.ts program on the processor runtime; prints its output, exits with its exit code, statistics to stderr')
+    .description('run a program in a vNode of the running cluster: a native binary (`-- /usr/bin/sort -S 64M`, its heap on disaggregated memory, stdin streamed) or a .js/.ts program (node in the same sandbox, its memory on disaggregated memory); prints its output, exits with its exit code, statistics to stderr')
     .requiredOption('--vnode <id>', 'vNode to run in', int('--vnode'))
     .option('--user <name|uid>', "user of the vNode (default: the vNode's first user)")
     .option('--config <file>', 'cluster.yaml', undefined)
     .option('--quiet', 'do not print the statistics summary')
-    .option('--heap <size>', 'native: size of the paged heap region, a multiple of 32 MiB (default 256MiB)')
-    .option('--memory <size>', 'native: memory cgroup limit (default 1GiB)')
-    .option('--pids <n>', 'native: most tasks at once (default 256)', int('--pids'))
-    .option('--cpus <n>', 'native: CPU cores it may use (default 1)', (v) => {
+    .option('--heap <size>', 'size of the paged region, a multiple of 32 MiB: a native heap (default 256MiB) or a JS address space (default and most 4GiB)')
+    .option('--memory <size>', 'memory cgroup limit: what the process holds outside its paged region, /tmp and /scratch included (default 1GiB)')
+    .option('--pids <n>', 'most tasks (processes and threads) at once (default 256)', int('--pids'))
+    .option('--cpus <n>', "CPU cores the process may use (default: all of its processor's)", (v) => {
       const n = Number(v);
       if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('--cpus must be a positive number');
       return n;
@@ -181,7 +181,9 @@ export function register(program: Command): void {
             vnode: o.vnode, user: o.user, program: prog, args,
             stdout: (b) => process.stdout.write(b), stderr: (b) => process.stderr.write(b),
             // A terminal on stdin is not streamed (the program gets EOF): pipe or redirect input.
-            ...(native ? { heap: o.heap, limits, stdin: process.stdin.isTTY ? undefined : process.stdin } : {}),
+            heap: o.heap,
+            limits,
+            ...(native ? { stdin: process.stdin.isTTY ? undefined : process.stdin } : {}),
           },
         );
         if (!o.quiet) process.stderr.write(formatStats(r) + '\n');
