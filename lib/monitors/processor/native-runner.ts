@@ -240,14 +240,23 @@ export class NativeRunner {
         this.pager.discard(s, off, length);
       },
     };
+    // A process is not trusted: a malformed request, or more in flight than any program needs
+    // (each one holds monitor memory until the storage monitor answers), ends it.
+    let inFlight = 0;
+    const MAX_IN_FLIGHT = 1024;
     np.child.on('message', (req: { id?: unknown; op?: unknown; args?: unknown }) => {
-      if (typeof req?.id !== 'number' || typeof req.op !== 'string' || !Array.isArray(req.args)) {
+      if (typeof req?.id !== 'number' || typeof req.op !== 'string' || !Array.isArray(req.args) || req.args.length > 8) {
         this.opts.log.warn({ pid: np.spec.pid }, 'malformed request from a JS process: killing it');
         np.kill();
         return;
       }
+      if (++inFlight > MAX_IN_FLIGHT) {
+        this.opts.log.warn({ pid: np.spec.pid }, `a JS process had more than ${MAX_IN_FLIGHT} requests in flight: killing it`);
+        np.kill();
+        return;
+      }
       const id = req.id;
-      js.serve(req.op, req.args, region).then(
+      js.serve(req.op, req.args, region).finally(() => inFlight--).then(
         (value) => np.child.connected && np.child.send({ id, ok: true, value }),
         (err: { code?: unknown; message?: unknown }) =>
           np.child.connected && np.child.send({ id, ok: false, code: typeof err?.code === 'string' ? err.code : 'EIO', message: String(err?.message ?? err) }),
