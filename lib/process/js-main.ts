@@ -2,7 +2,8 @@
 //   node dist/lib/process/js-main.js
 // inside the program's sandbox (lib/monitors/processor/sandbox.ts), with the region hand-over
 // fds 3-5 (memfd, /dev/userfaultfd, control socket: the protocol native/shim speaks for native
-// programs), the IPC channel (file syscalls, advanced serialization) and the stats channel, and
+// programs), the request channel (fd 6: file syscalls, mmap; lib/process/channel.ts) and the
+// stats channel (fd 7), and
 // LEGOOS_JS = {pid, uid, vnode, base, size, vbase, statsFd, moduleUrl, argv}.
 // It maps the region, runs `main(sys, argv)` of the program's module and exits with its code.
 // Nothing of the monitor is in this process: no fabric token, rkey or cluster credential.
@@ -13,6 +14,7 @@ import { native } from '../fabric/native.js';
 import { ExitSignal, makeSys, PendingCalls, statsReader, type ProcessInfo, type Reply } from './child-sys.js';
 import { PAGE_SHIFT, RegionMemory } from './region-memory.js';
 import type { ThreadData, ThreadMessage } from './js-thread.js';
+import { FramedChannel } from './channel.js';
 
 export interface JsProcessConfig extends ProcessInfo {
   base: number;
@@ -28,7 +30,7 @@ const MAX_THREADS = 4096;
 
 async function main(): Promise<void> {
   const cfg = JSON.parse(process.env.LEGOOS_JS ?? 'null') as JsProcessConfig | null;
-  if (!cfg || typeof process.send !== 'function') {
+  if (!cfg) {
     process.stderr.write('legoos: js-main runs JS programs for the processor monitor; it is not started by hand\n');
     process.exit(127);
   }
@@ -48,12 +50,18 @@ async function main(): Promise<void> {
     const first = Math.floor((v - cfg.vbase) / 4096);
     mapped.fill(on, Math.max(0, first), Math.min(mapped.length, first + Math.ceil(length / 4096)));
   };
-  const send = process.send.bind(process);
 
   // File syscalls to the monitor, over the IPC channel.
   const pending = new PendingCalls();
-  process.on('message', (r: Reply) => pending.settle(r));
-  const monitor = (op: string, args: unknown[]) => pending.start((id) => send({ id, op, args }));
+  const channel = new FramedChannel(
+    6,
+    (r) => pending.settle(r as Reply),
+    (why) => {
+      process.stderr.write(`legoos: the channel to the processor monitor broke: ${why}\n`);
+      process.exit(127);
+    },
+  );
+  const monitor = (op: string, args: unknown[]) => pending.start((id) => channel.send({ id, op, args }));
 
   let exiting = false;
   const exitProcess = (code: number): never => {

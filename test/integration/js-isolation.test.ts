@@ -10,6 +10,7 @@ import { fixture, startCluster } from '../helpers/cluster.js';
 import { within } from '../helpers/counters.js';
 import { clientOf, REPO_ROOT } from '../helpers/native.js';
 import { killProcess, listProcesses } from '../../lib/cluster/run.js';
+import { Opcode } from '../../lib/net/index.js';
 
 const why = nativeUnavailable();
 
@@ -33,6 +34,30 @@ t.test('JS programs as sandboxed processes', { timeout: 240_000, skip: why ? `pr
     t.match(r.stdout, /^env-legoos=none$/m, 'the runtime leaves no LEGOOS_* variable to the program');
     t.notMatch(r.stdout + r.stderr, new RegExp(secret), 'the cluster secret appears nowhere');
     for (const m of monitors) t.equal(await cluster.ping(m.nid), m.role, `${m.role} ${m.nid} is unharmed`);
+  });
+
+  await t.test("abusing its channels ends the process, never the monitor (the review's attacks)", async (t) => {
+    for (const mode of ['garbage', 'big']) {
+      const r = await cluster.run({ vnode: 2, program: fixture('channel-abuse'), args: [mode], timeoutMs: 60_000 });
+      t.equal(r.exitCode, 137, `${mode}: the process is killed`);
+      t.notMatch(r.stdout, /survived/, `${mode}: it did not survive`);
+      for (const m of monitors) t.equal(await cluster.ping(m.nid), m.role, `${mode}: ${m.role} ${m.nid} is unharmed`);
+    }
+    // A stats flood is paced and then not read: the flooder blocks in its own write (here until
+    // the client's bound kills it), while the monitor keeps serving and heartbeating.
+    const flood = await cluster.run({ vnode: 2, program: fixture('channel-abuse'), args: ['stats-flood'], timeoutMs: 15_000 }).catch((e: { code?: string }) => e);
+    t.ok((flood as { code?: string }).code === 'ETIMEDOUT' || (flood as { exitCode?: number }).exitCode === 137, 'the flooder is stopped');
+    for (const m of monitors) t.equal(await cluster.ping(m.nid), m.role, `stats flood: ${m.role} ${m.nid} is unharmed`);
+    const procs = await cluster.call(0, Opcode.X2G_NODES, { role: 'processor' });
+    t.ok(procs.nodes.every((n) => n.alive !== false), 'the processor was never declared dead (its heartbeats went on)');
+    // Thread counts are the processor's own: a process cannot inflate what GPM balances on.
+    const r = await cluster.run({ vnode: 2, program: fixture('channel-abuse'), args: ['threads'], timeoutMs: 60_000 });
+    // (Served, killed for the requests in flight, or EAGAIN on its own non-blocking fd: all its own business.)
+    t.comment(`5000 claims in a burst: exit ${r.exitCode}`);
+    const nodes = await cluster.call(0, Opcode.X2G_NODES, { role: 'processor' });
+    t.ok(nodes.nodes.every((n) => (n.threads ?? 0) <= 256), `the global monitor's thread counts stay bounded (${nodes.nodes.map((n) => n.threads).join(', ')})`);
+    const after = await cluster.run({ vnode: 1, program: fixture('errors'), timeoutMs: 60_000 });
+    t.equal(after.exitCode, 0, 'the next program runs');
   });
 
   await t.test('a spinning program is ended by kill; a crashing one leaves others running', async (t) => {

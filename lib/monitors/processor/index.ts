@@ -412,7 +412,7 @@ export class ProcessorMonitor {
     const files = new FileTable(new RemoteStorage(this.pool, p.storage, { vnode: p.vnode, uid }, rpc), stdio);
     let syscalls = 0;
     let threads = 1;
-    const js = kind === 'js' ? await this.jsSpec(p, program, argv, vbase, regionSize, space, files, (op) => (syscalls++, op === 'spawned' && threads++)) : undefined;
+    const js = kind === 'js' ? await this.jsSpec(p, program, argv, vbase, regionSize, space, files, (op) => (syscalls++, op === 'spawned' && threads++), limits.pids) : undefined;
     void this.native
       .run({ pid: p.pid, asid: p.asid, vnode: p.vnode, uid, program, argv, regionSize, limits, vbase, stdio, ...(js ? { js } : {}) })
       .then(
@@ -449,7 +449,7 @@ export class ProcessorMonitor {
   }
 
   /** How a JS process's runtime is run and served (see onRunProcess). */
-  private async jsSpec(p: Placement, program: string, argv: string[], vbase: number, regionSize: number, space: RemoteAddressSpace, files: FileTable, count: (op: string) => void): Promise<JsRunSpec> {
+  private async jsSpec(p: Placement, program: string, argv: string[], vbase: number, regionSize: number, space: RemoteAddressSpace, files: FileTable, count: (op: string) => void, maxTasks: number): Promise<JsRunSpec> {
     // Workers cache modules by URL: a rebuilt program must not run its stale copy.
     const moduleUrl = `${pathToFileURL(program).href}?mtime=${(await stat(program)).mtimeMs}`;
     const pkg = PACKAGE_ROOT;
@@ -458,6 +458,8 @@ export class ProcessorMonitor {
     if (!process.execPath.startsWith('/usr/')) roBinds.push(process.execPath);
     if (!inPkg(program) || !program.startsWith(join(pkg, 'dist') + '/')) roBinds.push(program);
     const end = vbase + regionSize;
+    let liveThreads = 0;
+    const maxThreads = maxTasks;
     return {
       moduleUrl,
       argv,
@@ -488,8 +490,12 @@ export class ProcessorMonitor {
             if (args[0] === 0) return vbase;
             throw new SyscallError('ENOMEM', 'brk: a JS process on the pager has no brk heap; use mmap');
           case 'threads': {
-            const delta = args[0] === -1 ? -1 : 1;
-            void this.pool.call(this.opts.global, Opcode.P2G_THREADS, { vnode: p.vnode, pid: p.pid, delta }).catch((err) => this.log.debug({ err }, 'P2G_THREADS failed'));
+            // What the process says of its threads is kept within [0, its pids limit] here, so
+            // no process can skew GPM's placement (which balances on threads) beyond that.
+            const next = Math.max(0, Math.min(maxThreads, liveThreads + (args[0] === -1 ? -1 : 1)));
+            const delta = next - liveThreads;
+            liveThreads = next;
+            if (delta !== 0) void this.pool.call(this.opts.global, Opcode.P2G_THREADS, { vnode: p.vnode, pid: p.pid, delta }).catch((err) => this.log.debug({ err }, 'P2G_THREADS failed'));
             return undefined;
           }
           case 'open': case 'read': case 'pread': case 'write': case 'pwrite': case 'lseek': case 'fstat': case 'close': case 'unlink':

@@ -41,7 +41,7 @@ export interface NativeProcessSpec {
    * preload shim (the runtime attaches the region itself), an IPC channel as fd 6 and the stats
    * channel as fd 7, these host paths bound read-only, these variables set.
    */
-  js?: { roBinds: string[]; env: Record<string, string>; statsFd: number };
+  js?: { roBinds: string[]; env: Record<string, string>; ipcFd: number; statsFd: number };
 }
 
 export interface NativeExit {
@@ -105,8 +105,7 @@ export class NativeProcess {
         ['-c', (bash ? closeFds : '') + join, 'legoos-launch', ...this.cgroups.joinFiles, '--', ...limit, spec.bwrap, ...argv],
       ] as const;
       this.child = spawn(launcher[0], [...launcher[1]], {
-        stdio: ['pipe', 'pipe', 'pipe', this.memfd, this.dev, theirs, ...(spec.js ? (['ipc', spec.js.statsFd] as const) : [])],
-        ...(spec.js ? { serialization: 'advanced' as const } : {}),
+        stdio: ['pipe', 'pipe', 'pipe', this.memfd, this.dev, theirs, ...(spec.js ? [spec.js.ipcFd, spec.js.statsFd] : [])],
         uid: this.hostUid,
         gid: this.hostUid,
         env: {

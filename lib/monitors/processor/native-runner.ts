@@ -12,6 +12,7 @@ import { addonPath, native } from '../../fabric/native.js';
 import type { FabricOptions } from '../../fabric/types.js';
 import type { PagerParams, PagerStats } from '../../excache/pager.js';
 import type { Logger } from '../../log.js';
+import { FramedChannel } from '../../process/channel.js';
 import { NativeProcess, type NativeProcessSpec } from './native-process.js';
 import { PagerHost, type PagerHandlers } from './pager-host.js';
 import { checkSandboxTools, DEFAULT_LIMITS, type SandboxLimits } from './sandbox.js';
@@ -157,11 +158,14 @@ export class NativeRunner {
     const { scratchRoot, shim } = this.root();
     const n = native().pager;
     let stats: [number, number] | undefined;
+    let ipc: [number, number] | undefined;
     let js: NativeProcessSpec['js'];
     if (spec.js) {
       stats = n.streampair();
+      ipc = n.streampair();
       js = {
         roBinds: spec.js.roBinds,
+        ipcFd: ipc[1],
         statsFd: stats[1],
         env: {
           LEGOOS_JS: JSON.stringify({ pid: spec.pid, uid: spec.uid, vnode: spec.vnode, base: REGION_BASE, size: spec.regionSize, vbase: spec.vbase, statsFd: 7, moduleUrl: spec.js.moduleUrl, argv: spec.js.argv }),
@@ -189,14 +193,20 @@ export class NativeRunner {
       n,
       this.opts.log,
     );
+    } catch (err) {
+      if (stats) n.close(stats[0]);
+      if (ipc) n.close(ipc[0]);
+      throw err;
     } finally {
       if (stats) n.close(stats[1]);
+      if (ipc) n.close(ipc[1]);
     }
     const r: Running = { np, stdio: spec.stdio, stdinChain: Promise.resolve() };
     let statsSock: Socket | undefined;
-    if (spec.js && stats) {
-      statsSock = this.serveStats(stats[0], () => r.slot);
-      this.serveJs(np, spec.js, () => r.slot, spec.regionSize);
+    let channel: FramedChannel | undefined;
+    if (spec.js && stats && ipc) {
+      statsSock = this.serveStats(stats[0], () => r.slot, np);
+      channel = this.serveJs(np, ipc[0], spec.js, () => r.slot, spec.regionSize);
     }
     this.running.set(spec.pid, r);
     // Back-pressure: while the client has not collected the output, the pipes stay full and the
@@ -226,13 +236,18 @@ export class NativeRunner {
       return { code: exit.code, ...(exit.signal ? { signal: exit.signal } : {}), oomKilled: exit.oomKilled, pager: stats };
     } finally {
       statsSock?.destroy();
+      channel?.close();
       np.release();
       this.running.delete(spec.pid);
     }
   }
 
-  /** A JS process's IPC requests: served in order of arrival, each answered by id. */
-  private serveJs(np: NativeProcess, js: JsRunSpec, slot: () => number | undefined, regionSize: number): void {
+  /**
+   * A JS process's requests on its channel (lib/process/channel.ts), each answered by id. The
+   * process is not trusted: a frame that does not decode, a malformed request, or more in flight
+   * than any program needs (each holds monitor memory until storage answers) ends it.
+   */
+  private serveJs(np: NativeProcess, fd: number, js: JsRunSpec, slot: () => number | undefined, regionSize: number): FramedChannel {
     const region = {
       discard: (off: number, length: number) => {
         const s = slot();
@@ -240,56 +255,91 @@ export class NativeRunner {
         this.pager.discard(s, off, length);
       },
     };
-    // A process is not trusted: a malformed request, or more in flight than any program needs
-    // (each one holds monitor memory until the storage monitor answers), ends it.
+    const refuse = (why: string) => {
+      this.opts.log.warn({ pid: np.spec.pid, why }, 'bad request from a JS process: killing it');
+      np.kill();
+    };
     let inFlight = 0;
     const MAX_IN_FLIGHT = 1024;
-    np.child.on('message', (req: { id?: unknown; op?: unknown; args?: unknown }) => {
-      if (typeof req?.id !== 'number' || typeof req.op !== 'string' || !Array.isArray(req.args) || req.args.length > 8) {
-        this.opts.log.warn({ pid: np.spec.pid }, 'malformed request from a JS process: killing it');
-        np.kill();
-        return;
-      }
-      if (++inFlight > MAX_IN_FLIGHT) {
-        this.opts.log.warn({ pid: np.spec.pid }, `a JS process had more than ${MAX_IN_FLIGHT} requests in flight: killing it`);
-        np.kill();
-        return;
-      }
-      const id = req.id;
-      js.serve(req.op, req.args, region).finally(() => inFlight--).then(
-        (value) => np.child.connected && np.child.send({ id, ok: true, value }),
-        (err: { code?: unknown; message?: unknown }) =>
-          np.child.connected && np.child.send({ id, ok: false, code: typeof err?.code === 'string' ? err.code : 'EIO', message: String(err?.message ?? err) }),
-      );
-    });
+    const channel: FramedChannel = new FramedChannel(
+      fd,
+      (m) => {
+        const req = m as { id?: unknown; op?: unknown; args?: unknown } | null;
+        if (typeof req?.id !== 'number' || typeof req.op !== 'string' || !Array.isArray(req.args) || req.args.length > 8) return refuse('malformed request');
+        if (++inFlight > MAX_IN_FLIGHT) return refuse(`more than ${MAX_IN_FLIGHT} requests in flight`);
+        const id = req.id;
+        js.serve(req.op, req.args, region)
+          .finally(() => inFlight--)
+          .then(
+            (value) => channel.send({ id, ok: true, value }),
+            (err: { code?: unknown; message?: unknown }) => channel.send({ id, ok: false, code: typeof err?.code === 'string' ? err.code : 'EIO', message: String(err?.message ?? err) }),
+          );
+      },
+      refuse,
+    );
+    return channel;
   }
 
-  /** The stats channel: u32 length + request, answered with the pager's counters as JSON. */
-  private serveStats(fd: number, slot: () => number | undefined): Socket {
+  /**
+   * The stats channel: u32 length + request, answered with the pager's counters as JSON. One
+   * request is answered at a time, at most STATS_PER_SECOND a second, and reading stops while
+   * replies are not read: a process that floods it only slows its own cacheStats().
+   */
+  private serveStats(fd: number, slot: () => number | undefined, np: NativeProcess): Socket {
+    const STATS_PER_SECOND = 1000;
     const sock = new Socket({ fd, readable: true, writable: true });
-    let buf = Buffer.alloc(0);
+    let buf: Buffer = Buffer.alloc(0);
+    let windowStart = Date.now();
+    let served = 0;
+    let timer: NodeJS.Timeout | undefined;
     sock.on('error', () => undefined);
-    sock.on('data', (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk]);
+    sock.on('close', () => clearTimeout(timer));
+    const toCounters = (p: PagerStats | undefined) =>
+      p ? { misses: p.misses, pLocalFills: p.pLocalFills, evictions: p.evictions, writeBacks: p.writeBacks, translationMisses: p.translationMisses, wpFaults: p.wpFaults } : {};
+    const pump = (): void => {
       while (buf.length >= 4) {
         const len = buf.readUInt32LE(0);
         if (len > 4096) {
+          this.opts.log.warn({ pid: np.spec.pid }, 'bad stats request from a process: killing it');
+          np.kill();
           sock.destroy();
           return;
         }
         if (buf.length < 4 + len) return;
+        const now = Date.now();
+        if (now - windowStart >= 1000) {
+          windowStart = now;
+          served = 0;
+        }
+        if (served >= STATS_PER_SECOND || sock.writableLength > 64 << 10) {
+          sock.pause();
+          if (sock.writableLength > 64 << 10) sock.once('drain', () => (sock.resume(), pump()));
+          else timer = setTimeout(() => (sock.resume(), pump()), 1000 - (now - windowStart));
+          return;
+        }
+        served++;
         buf = buf.subarray(4 + len);
         const s = slot();
-        const toCounters = (p: PagerStats | undefined) =>
-          p ? { misses: p.misses, pLocalFills: p.pLocalFills, evictions: p.evictions, writeBacks: p.writeBacks, translationMisses: p.translationMisses, wpFaults: p.wpFaults } : {};
         const reply = Buffer.from(JSON.stringify({ process: toCounters(s === undefined ? undefined : this.pager?.stats(s)), cache: toCounters(this.pager?.stats()) }));
         const head = Buffer.alloc(4);
         head.writeUInt32LE(reply.length, 0);
         sock.write(Buffer.concat([head, reply]));
       }
+    };
+    sock.on('data', (chunk: Buffer) => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      if (buf.length > 1 << 20) {
+        // Far more requests than could ever be waited on one at a time.
+        this.opts.log.warn({ pid: np.spec.pid }, 'stats channel flooded by a process: killing it');
+        np.kill();
+        sock.destroy();
+        return;
+      }
+      pump();
     });
     return sock;
   }
+
 
   /** Stream bytes to the process's stdin, in order; `eof` closes it. */
   writeStdin(pid: number, data: Uint8Array, eof: boolean): Promise<void> {
