@@ -174,10 +174,22 @@ export function register(program: Command): void {
       const cfg = loadConfig(abs);
       const native = !isJsProgram(prog);
       const limits = { ...(o.memory ? { memory: o.memory } : {}), ...(o.pids ? { pids: o.pids } : {}), ...(o.cpus ? { cpus: o.cpus } : {}) };
+      const client = { global: globalAddressOf(abs), secret: clusterSecret(cfg) };
+      // Ctrl-C (or SIGTERM) ends the process too, as it would a local one.
+      let pid: number | undefined;
+      const interrupt = (sig: NodeJS.Signals) => {
+        process.stderr.write(`legoos: ${sig}: killing process ${pid ?? '(not started yet)'}\n`);
+        const done = () => process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+        if (pid === undefined) return done();
+        void killProcess(client, pid).catch(() => undefined).finally(done);
+      };
+      process.once('SIGINT', interrupt);
+      process.once('SIGTERM', interrupt);
       try {
         const r = await runProgram(
-          { global: globalAddressOf(abs), secret: clusterSecret(cfg) },
+          client,
           {
+            onStart: (p) => (pid = p),
             vnode: o.vnode, user: o.user, program: prog, args,
             stdout: (b) => process.stdout.write(b), stderr: (b) => process.stderr.write(b),
             // A terminal on stdin is not streamed (the program gets EOF): pipe or redirect input.

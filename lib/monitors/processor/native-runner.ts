@@ -1,7 +1,7 @@
 // Native processes on a processor monitor: starts each in its sandbox (native-process.ts),
 // puts its heap region on the ExCache pager (pager-host.ts, started with the first native
 // process), relays its stdio, and reports its exit with the pager's statistics.
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
@@ -15,7 +15,7 @@ import type { Logger } from '../../log.js';
 import { FramedChannel } from '../../process/channel.js';
 import { NativeProcess, type NativeProcessSpec } from './native-process.js';
 import { PagerHost, type PagerHandlers } from './pager-host.js';
-import { checkSandboxTools, DEFAULT_LIMITS, type SandboxLimits } from './sandbox.js';
+import { checkSandboxTools, DEFAULT_LIMITS, pidAlive, sweepStaleCgroups, type SandboxLimits } from './sandbox.js';
 
 /** Where a process's region is mapped in it (the same for every process: each has its own mm). */
 export const REGION_BASE = 0x2000_0000_0000;
@@ -95,7 +95,21 @@ export class NativeRunner {
   private scratchRoot: string | undefined;
   private shim: string | undefined;
 
-  constructor(private readonly opts: NativeRunnerOptions) {}
+  constructor(private readonly opts: NativeRunnerOptions) {
+    // A processor monitor that died (SIGKILL, a crash) left its processes' cgroups and its
+    // scratch root behind: their names carry its pid.
+    if (nativeUnavailable() === undefined) {
+      const swept = sweepStaleCgroups();
+      let dirs = 0;
+      for (const name of readdirSync(tmpdir())) {
+        const m = /^legoos-p\d+-(\d+)-/.exec(name);
+        if (!m || pidAlive(Number(m[1]))) continue;
+        rmSync(join(tmpdir(), name), { recursive: true, force: true });
+        dirs++;
+      }
+      if (swept + dirs > 0) this.opts.log.warn({ cgroups: swept, scratchRoots: dirs }, 'removed what dead processor monitors left behind');
+    }
+  }
 
   private host(): PagerHost {
     this.pager ??= new PagerHost({
@@ -115,7 +129,7 @@ export class NativeRunner {
   /** A world-traversable directory for scratch dirs, and a copy of the shim every uid can read. */
   private root(): { scratchRoot: string; shim: string } {
     if (!this.scratchRoot || !this.shim) {
-      const dir = mkdtempSync(join(tmpdir(), `legoos-p${this.opts.nid}-`));
+      const dir = mkdtempSync(join(tmpdir(), `legoos-p${this.opts.nid}-${process.pid}-`));
       chmodSync(dir, 0o711);
       const shim = join(dir, 'liblegoos-shim.so');
       copyFileSync(SHIM_PATH, shim);
@@ -226,8 +240,15 @@ export class NativeRunner {
         const uffd = await np.handshake(pager.features);
         r.slot = pager.attach({ asid: spec.asid, uffd, memfd: np.memfd, base: REGION_BASE, size: spec.regionSize, vbase: spec.vbase }).slot;
       } catch (err) {
-        np.kill();
-        spec.stdio(2, Buffer.from(`legoos: ${(err as Error).message}\n`));
+        const code = (err as { code?: string }).code;
+        if (!spec.js && (code === 'ECONNRESET' || code === 'ECHILD')) {
+          // The program never took the hand-over (statically linked, or it never loaded the
+          // shim): it runs sandboxed, with its heap in local memory. Say so; do not kill it.
+          spec.stdio(2, Buffer.from(`legoos: ${spec.program} runs without a paged heap (statically linked, or it did not load the preload shim)\n`));
+        } else {
+          np.kill();
+          spec.stdio(2, Buffer.from(`legoos: ${(err as Error).message}\n`));
+        }
       }
       const exit = await np.exited;
       await Promise.race([outputDone, new Promise((res) => setTimeout(res, 1000).unref())]);

@@ -6,7 +6,7 @@
 // controllers (memory, pids, cpu) that the process joins before bubblewrap starts (so nothing it
 // forks escapes them). Where no cgroup is writable, the limits fall back to an RLIMIT_NPROC
 // bound (prlimit).
-import { accessSync, chownSync, constants, existsSync, mkdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, chownSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { SyscallError } from '../../errors.js';
@@ -197,4 +197,50 @@ function writable(dir: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** Whether a process with this pid exists (EPERM: it does, as someone else's). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Remove the cgroups a processor monitor that died (SIGKILL, crash) left behind: their names
+ * carry its pid (`p<pid>-n<nid>-<process>`). Their tasks are killed first. Returns how many.
+ */
+export function sweepStaleCgroups(root = '/sys/fs/cgroup'): number {
+  let n = 0;
+  for (const c of ['memory', 'pids', 'cpu']) {
+    const dir = join(root, c, 'legoos');
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const m = /^p(\d+)-n\d+-\d+$/.exec(name);
+      if (!m || pidAlive(Number(m[1]))) continue;
+      const g = join(dir, name);
+      try {
+        for (const t of readFileSync(join(g, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+          try {
+            process.kill(Number(t), 'SIGKILL');
+          } catch {
+            // gone
+          }
+        }
+        rmdirSync(g);
+        n++;
+      } catch {
+        // still busy: the next sweep gets it
+      }
+    }
+  }
+  return n;
 }
