@@ -18,6 +18,7 @@ const FAMILIES: Family[] = [
   { names: ['monitor', 'up', 'status', 'run', 'down'], load: () => import('./commands/cluster.js') },
   { names: ['lab'], load: () => import('./commands/lab.js') },
   { names: ['demo'], load: () => import('./commands/demo.js') },
+  { names: ['ycsb'], load: () => import('./commands/ycsb.js') },
   { names: ['chaos'], load: () => import('./commands/chaos.js') },
   { names: ['bench'], bench: true, load: () => import('./commands/bench-fabric.js') },
   { names: ['bench'], bench: true, load: () => import('./commands/bench-ycsb.js') },

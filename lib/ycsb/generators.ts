@@ -291,3 +291,113 @@ export class DiscreteGenerator<T> {
     return this.values[this.values.length - 1]!.value;
   }
 }
+
+/** Always the same value (YCSB ConstantIntegerGenerator: fieldlengthdistribution=constant). */
+export class ConstantGenerator implements NumberGenerator {
+  constructor(private readonly value: number) {}
+  nextValue(): number {
+    return this.value;
+  }
+  lastValue(): number {
+    return this.value;
+  }
+}
+
+/**
+ * YCSB HotspotIntegerGenerator: a fraction `hotOpnFraction` of the draws falls uniformly in the
+ * hot set, the first floor(n * hotsetFraction) items of [lb, ub]; the rest uniformly in the others.
+ * YCSB silently treats a fraction outside [0, 1] as 0; we refuse it (RangeError naming it).
+ */
+export class HotspotIntegerGenerator implements NumberGenerator {
+  readonly hotInterval: number;
+  readonly coldInterval: number;
+  private last = 0;
+  constructor(
+    private readonly random: Random,
+    readonly lb: number,
+    readonly ub: number,
+    readonly hotsetFraction: number,
+    readonly hotOpnFraction: number,
+  ) {
+    if (!(ub >= lb)) throw new RangeError(`hotspot range [${lb}, ${ub}] is empty`);
+    if (!(hotsetFraction >= 0 && hotsetFraction <= 1)) throw new RangeError(`hotspotdatafraction must be in [0, 1], got ${hotsetFraction}`);
+    if (!(hotOpnFraction >= 0 && hotOpnFraction <= 1)) throw new RangeError(`hotspotopnfraction must be in [0, 1], got ${hotOpnFraction}`);
+    const interval = ub - lb + 1;
+    this.hotInterval = Math.floor(interval * hotsetFraction);
+    this.coldInterval = interval - this.hotInterval;
+  }
+  nextValue(): number {
+    // An empty hot (or cold) set sends every draw to the other one (YCSB would divide by zero).
+    const hot = this.coldInterval === 0 || (this.hotInterval > 0 && this.random.nextDouble() < this.hotOpnFraction);
+    this.last = hot ? this.lb + this.random.nextInt(this.hotInterval) : this.lb + this.hotInterval + this.random.nextInt(this.coldInterval);
+    return this.last;
+  }
+  lastValue(): number {
+    return this.last;
+  }
+}
+
+/**
+ * YCSB SequentialGenerator: start, start+1, ..., end, start, ... YCSB's client threads share one
+ * counter; here each thread owns one, stepping by the thread count from its own offset, so that
+ * together the threads visit the keys in the same order, each once per round.
+ */
+export class SequentialGenerator implements NumberGenerator {
+  private counter: number;
+  private last: number;
+  readonly interval: number;
+  constructor(
+    readonly start: number,
+    readonly end: number,
+    offset = 0,
+    private readonly stride = 1,
+  ) {
+    if (!(end >= start)) throw new RangeError(`sequential range [${start}, ${end}] is empty`);
+    this.interval = end - start + 1;
+    this.counter = offset;
+    this.last = start;
+  }
+  nextValue(): number {
+    this.last = this.start + (this.counter % this.interval);
+    this.counter += this.stride;
+    return this.last;
+  }
+  lastValue(): number {
+    return this.last;
+  }
+}
+
+/** YCSB ExponentialGenerator defaults: 95% of the draws fall below recordcount * frac. */
+export const EXPONENTIAL_PERCENTILE_DEFAULT = 95;
+export const EXPONENTIAL_FRAC_DEFAULT = 0.8571428571;
+
+/**
+ * YCSB ExponentialGenerator(percentile, range): exponential with rate
+ * gamma = -ln(1 - percentile/100) / range, so `percentile` % of the values are below `range`;
+ * the mean is 1 / gamma. Values are floor(-ln(U) / gamma). CoreWorkload counts them back from the
+ * most recent insert (the newest records are the most popular).
+ */
+export class ExponentialGenerator implements NumberGenerator {
+  readonly gamma: number;
+  private last = 0;
+  constructor(
+    private readonly random: Random,
+    percentile: number,
+    range: number,
+  ) {
+    if (!(percentile > 0 && percentile < 100)) throw new RangeError(`exponential.percentile must be in (0, 100), got ${percentile}`);
+    if (!(range > 0)) throw new RangeError(`exponential range (recordcount x exponential.frac) must be > 0, got ${range}`);
+    this.gamma = -Math.log(1 - percentile / 100) / range;
+  }
+  get mean(): number {
+    return 1 / this.gamma;
+  }
+  nextValue(): number {
+    // 1 - U is in (0, 1]: never log(0).
+    this.last = Math.floor(-Math.log(1 - this.random.nextDouble()) / this.gamma);
+    return this.last;
+  }
+  lastValue(): number {
+    return this.last;
+  }
+}

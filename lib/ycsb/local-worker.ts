@@ -7,20 +7,21 @@ import { storeLoadThread, storeRunThread, type StoreThreadParams } from './store
 interface Init {
   state: LocalMemoryState;
   params: StoreThreadParams;
+  reports?: boolean;
 }
 
-const { state, params } = workerData as Init;
+const { state, params, reports } = workerData as Init;
 const mem = LocalMemory.attach(state);
 const port = parentPort!;
 
 port.on('message', (cmd: 'load' | 'run' | 'exit') => {
   try {
     if (cmd === 'load') {
-      const r = storeLoadThread(mem, params, (n) => port.postMessage({ progress: 'load', n }));
+      const r = storeLoadThread(mem, params, (n) => port.postMessage({ progress: 'load', n }), reports ? (report) => port.postMessage({ report }) : undefined);
       port.postMessage({ loaded: r });
     } else if (cmd === 'run') {
-      const r = storeRunThread(mem, params, (n) => port.postMessage({ progress: 'run', n }));
-      port.postMessage({ ran: r }, Object.values(r.latencies).map((a) => a.buffer as ArrayBuffer));
+      const r = storeRunThread(mem, params, (n) => port.postMessage({ progress: 'run', n }), reports ? (report) => port.postMessage({ report }) : undefined);
+      port.postMessage({ ran: r }, Object.values(r.latencies).map((a) => a!.buffer as ArrayBuffer));
     } else port.close();
   } catch (err) {
     port.postMessage({ error: { message: (err as Error).message, code: (err as { code?: string }).code } });

@@ -109,21 +109,25 @@ export function opCdfSvg(results: YcsbResult[], op: string): string {
   const series: Series[] = [];
   for (const r of results) {
     const pts = (r.cdf as Record<string, [number, number][] | undefined>)[op];
-    if (pts) series.push({ label: ratioLabel(r), points: pts, dashed: r.backend !== 'remote' });
+    if (pts) series.push({ label: ratioLabel(r), points: pts, dashed: r.cacheRatio == null });
   }
   const r0 = results[0]!;
   return chart(`YCSB ${r0.workload.toUpperCase()} ${op} latency CDF`, 'latency (µs, log scale)', 'fraction of operations', series, true, [0, 1]);
 }
 
-/** Throughput of the remote backend vs cache ratio, with local and Redis as flat baselines. */
+/** Throughput of the cached backends (remote, <store>@legoos) vs cache ratio, with the local-DRAM
+ *  backends as flat baselines. */
 export function throughputSvg(results: YcsbResult[]): string {
-  const remote = results.filter((r) => r.backend === 'remote' && r.cacheRatio != null).sort((a, b) => a.cacheRatio! - b.cacheRatio!);
-  const ratios = remote.length > 0 ? remote.map((r) => r.cacheRatio!) : [0, 1];
+  const cached = results.filter((r) => (r.backend === 'remote' || r.backend.endsWith('@legoos')) && r.cacheRatio != null);
+  const ratios = cached.length > 0 ? cached.map((r) => r.cacheRatio!) : [0, 1];
   const lo = Math.min(...ratios);
   const hi = Math.max(...ratios);
   const series: Series[] = [];
-  if (remote.length > 0) series.push({ label: 'remote', points: remote.map((r) => [r.cacheRatio!, r.throughput]) });
-  for (const r of results.filter((x) => x.backend !== 'remote')) series.push({ label: r.backend, points: [[lo, r.throughput], [hi, r.throughput]], dashed: true });
+  for (const backend of new Set(cached.map((r) => r.backend))) {
+    const rs = cached.filter((r) => r.backend === backend).sort((a, b) => a.cacheRatio! - b.cacheRatio!);
+    series.push({ label: backend, points: rs.map((r) => [r.cacheRatio!, r.throughput]) });
+  }
+  for (const r of results.filter((x) => x.cacheRatio == null)) series.push({ label: r.backend, points: [[lo, r.throughput], [hi, r.throughput]], dashed: true });
   return chart(`YCSB ${results[0]!.workload.toUpperCase()} throughput vs cache ratio`, 'ExCache size / data size', 'operations per second', series, false);
 }
 

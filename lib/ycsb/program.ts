@@ -3,10 +3,10 @@
 // worker_threads or ioredis: this module is loaded by the processor monitor's workers.
 import type { AddressSpace, ProcessMemory } from '../mem/types.js';
 import type { YcsbParams, YcsbResult } from './result.js';
-import { summarize } from './stats.js';
-import { prepareStore, storeLoadThread, storeRunThread, threadOps, type StoreThreadParams, type ThreadRunResult } from './store-client.js';
+import { portableThread, summarize, type IntervalReport } from './stats.js';
+import { prepareStore, storeLoadThread, storeRunThread, threadOps, type ReportFn, type StoreThreadParams, type ThreadControl, type ThreadRunResult } from './store-client.js';
 import { KvStore } from './store.js';
-import { workloadSpec } from './workload.js';
+import { insertCountOf, workloadSpec, type WorkloadSpec } from './workload.js';
 
 /** Counters as the processor reports them: its `sys.cacheStats()` gives this process's row and
  *  the whole cache's; a plain record (e.g. from a test double) is taken as the process's row. */
@@ -26,6 +26,47 @@ export interface ProgramParams extends YcsbParams {
   onProgress?: (phase: 'load' | 'run', done: number, total: number) => void;
   /** Write progress lines (see PROGRESS_PREFIX) to fd 2, from every client thread. */
   progress?: boolean;
+  /** The whole workload (from property files); default workloadSpec(workload, overrides). */
+  spec?: WorkloadSpec;
+  /** Pacing and bounds of every client thread (YCSB -target, maxexecutiontime). */
+  control?: ThreadControl;
+  loadControl?: ThreadControl;
+  /** Write interval reports (REPORT_PREFIX + JSON of an IntervalReport) to fd 2, for status lines. */
+  reports?: boolean;
+  /** Attach result.detail (per-thread totals; 'samples' adds every operation's start and latency). */
+  detail?: 'hist' | 'samples';
+  /** Load only (YCSB's load phase). */
+  loadOnly?: boolean;
+}
+
+/** Interval reports a YCSB program writes to its stderr: `#ycsb-report <phase> <JSON IntervalReport>`. */
+export const REPORT_PREFIX = '#ycsb-report ';
+
+export function parseReportLine(line: string): { phase: 'load' | 'run'; report: IntervalReport } | null {
+  if (!line.startsWith(REPORT_PREFIX)) return null;
+  const rest = line.slice(REPORT_PREFIX.length);
+  const sp = rest.indexOf(' ');
+  const phase = rest.slice(0, sp);
+  if (phase !== 'load' && phase !== 'run') return null;
+  try {
+    const report = JSON.parse(rest.slice(sp + 1)) as IntervalReport;
+    return typeof report.done === 'number' && typeof report.hist === 'object' ? { phase, report } : null;
+  } catch {
+    return null;
+  }
+}
+
+function reportWriter(sys: YcsbSys, phase: 'load' | 'run'): ReportFn | undefined {
+  const write = sys.write;
+  if (!write) return undefined;
+  return (r) => {
+    try {
+      const x = write.call(sys, 2, `${REPORT_PREFIX}${phase} ${JSON.stringify(r)}\n`);
+      if (x instanceof Promise) x.catch(() => undefined);
+    } catch {
+      // best effort, as progress
+    }
+  };
 }
 
 /** Progress lines a YCSB program writes to its stderr: `#ycsb-progress <phase> <thread> <done> <total>`.
@@ -83,18 +124,24 @@ function hitRatio(d: Record<string, number> | undefined): number | undefined {
 export interface YcsbThreadArg {
   tp: StoreThreadParams;
   progress: boolean;
+  reports?: boolean;
 }
 
 /** Thread entry (load phase); a program re-exports it so sys.spawnThread can find it by name. */
-export function ycsbLoadThread(sys: YcsbSys, arg: YcsbThreadArg): { ops: number; startMs: number; endMs: number } {
+export function ycsbLoadThread(sys: YcsbSys, arg: YcsbThreadArg): ThreadRunResult {
   const { tp } = arg;
-  return storeLoadThread(sys, tp, arg.progress ? progressReporter(sys, 'load', tp.threadIndex, tp.spec.recordCount) : undefined);
+  return storeLoadThread(sys, tp, arg.progress ? progressReporter(sys, 'load', tp.threadIndex, insertCountOf(tp.spec)) : undefined, arg.reports ? reportWriter(sys, 'load') : undefined);
 }
 
 /** Thread entry (run phase). */
 export function ycsbRunThread(sys: YcsbSys, arg: YcsbThreadArg): ThreadRunResult {
   const { tp } = arg;
-  return storeRunThread(sys, tp, arg.progress ? progressReporter(sys, 'run', tp.threadIndex, threadOps(tp.spec.operationCount, tp.threads, tp.threadIndex)) : undefined);
+  return storeRunThread(
+    sys,
+    tp,
+    arg.progress ? progressReporter(sys, 'run', tp.threadIndex, threadOps(tp.spec.operationCount, tp.threads, tp.threadIndex)) : undefined,
+    arg.reports ? reportWriter(sys, 'run') : undefined,
+  );
 }
 
 /** Export names under which a YCSB program must re-export the thread entries above. */
@@ -112,12 +159,13 @@ export async function runYcsbInProgram(sys: YcsbSys, params: ProgramParams): Pro
   if (threads > 1 && typeof sys.spawnThread !== 'function') {
     throw new RangeError(`threads: ${threads} client threads need sys.spawnThread, which this sys does not provide`);
   }
-  const spec = workloadSpec(params.workload, { ...params.overrides, recordCount: params.records, operationCount: params.ops });
+  const spec = params.spec ?? workloadSpec(params.workload, { ...params.overrides, recordCount: params.records, operationCount: params.ops });
   const base = await prepareStore(sys, sys, spec, threads);
-  const tp = (i: number): StoreThreadParams => ({ spec, seed: params.seed, threadIndex: i, threads, storeBase: base });
+  const tp = (i: number): StoreThreadParams => ({ spec, seed: params.seed, threadIndex: i, threads, storeBase: base, ...(params.control ? { control: params.control } : {}), ...(params.loadControl ? { loadControl: params.loadControl } : {}) });
   const progress = params.progress === true;
-  let loads: { ops: number; startMs: number; endMs: number }[];
-  let runs: ThreadRunResult[];
+  const reports = params.reports === true;
+  let loads: ThreadRunResult[];
+  let runs: ThreadRunResult[] = [];
   let before: CacheStatsLike | undefined;
   if (threads === 1) {
     const report = (phase: 'load' | 'run', total: number): ((n: number) => void) => {
@@ -127,22 +175,26 @@ export async function runYcsbInProgram(sys: YcsbSys, params: ProgramParams): Pro
         line?.(n);
       };
     };
-    loads = [storeLoadThread(sys, tp(0), report('load', spec.recordCount))];
+    loads = [storeLoadThread(sys, tp(0), report('load', insertCountOf(spec)), reports ? reportWriter(sys, 'load') : undefined)];
     before = sys.cacheStats?.();
-    runs = [storeRunThread(sys, tp(0), report('run', spec.operationCount))];
+    if (!params.loadOnly) runs = [storeRunThread(sys, tp(0), report('run', spec.operationCount), reports ? reportWriter(sys, 'run') : undefined)];
   } else {
     const spawn = sys.spawnThread!.bind(sys);
-    const all = <T>(name: string): Promise<T[]> => Promise.all(Array.from({ length: threads }, (_, i) => spawn<T>(name, { tp: tp(i), progress } satisfies YcsbThreadArg)));
-    loads = await all(THREAD_EXPORTS.load);
+    const all = <T>(name: string): Promise<T[]> => Promise.all(Array.from({ length: threads }, (_, i) => spawn<T>(name, { tp: tp(i), progress, reports } satisfies YcsbThreadArg)));
+    loads = await all<ThreadRunResult>(THREAD_EXPORTS.load);
     before = sys.cacheStats?.();
-    runs = await all<ThreadRunResult>(THREAD_EXPORTS.run);
+    if (!params.loadOnly) runs = await all<ThreadRunResult>(THREAD_EXPORTS.run);
   }
   const after = sys.cacheStats?.();
   const delta = statsDelta(after, before);
-  return assembleResult('remote', params, loads, runs, {
+  const detail = params.detail
+    ? { load: loads.map((t) => portableThread(t, params.detail === 'samples')), run: runs.map((t) => portableThread(t, params.detail === 'samples')) }
+    : undefined;
+  return assembleResult('remote', { ...params, records: spec.recordCount, ops: spec.operationCount }, loads, params.loadOnly ? loads : runs, {
     cacheStats: delta,
     hitRatio: hitRatio(delta),
     dataBytes: KvStore.open(sys, base, { threadSafe: false }).usedBytes,
+    detail,
   });
 }
 

@@ -1,29 +1,13 @@
-// The Redis baseline: what a user would pick for "remote memory" instead, driven by the same
-// YCSB workload. Records are hashes (HSET / HGETALL / HSET one field, as YCSB's redis binding);
-// scans use a sorted-set index like the binding's "_indices", but ordered by key (all scores 0,
-// ZRANGEBYLEX) so a scan returns the same records as the store's B+tree scan.
-//
-// Concurrency: one connection per client thread, the clients interleaved asynchronously on one
-// Node thread (Redis itself is single-threaded, so the server, not this thread, is the point of
-// contention). A scan's HGETALLs go in one pipeline: fewer round trips than YCSB's binding, so
-// the comparison errs in Redis's favour.
+// A throw-away redis-server on this host (the `redis` backend's server; the YCSB binding is
+// RedisYcsbClient in kv-clients.ts, the run in network.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { ConfigError, LegoError } from '../errors.js';
-import { AcknowledgedCounterGenerator } from './generators.js';
-import { assembleResult } from './program.js';
-import type { YcsbParams, YcsbResult } from './result.js';
-import type { ThreadRunResult } from './store-client.js';
-import { threadOps } from './store-client.js';
-import { LatencyRecorder } from './stats.js';
-import { CoreWorkload, type WorkloadSpec, workloadSpec } from './workload.js';
-import type { PhaseProgress } from './local.js';
 
-export const INDEX_KEY = '_indices';
+export { INDEX_KEY, RedisYcsbClient } from './kv-clients.js';
 
 export interface RedisServer {
   host: string;
@@ -32,7 +16,8 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
+/** A free TCP port on 127.0.0.1 (for servers this process starts). */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);
@@ -127,132 +112,3 @@ export function parseHostPort(s: string): { host: string; port: number } {
   return { host: m[1]!, port };
 }
 
-/** YCSB's redis binding operations over one connection. */
-export class RedisYcsbClient {
-  private readonly fields: string[];
-  constructor(
-    readonly redis: Redis,
-    private readonly spec: WorkloadSpec,
-  ) {
-    this.fields = Array.from({ length: spec.fieldCount }, (_, i) => `field${i}`);
-  }
-
-  private record(value: Uint8Array): (string | Buffer)[] {
-    const args: (string | Buffer)[] = [];
-    const len = this.spec.fieldLength;
-    for (let i = 0; i < this.fields.length; i++) args.push(this.fields[i]!, Buffer.from(value.buffer, value.byteOffset + i * len, len));
-    return args;
-  }
-
-  async insert(key: string, value: Uint8Array): Promise<void> {
-    await this.redis.hset(key, ...this.record(value));
-    await this.redis.zadd(INDEX_KEY, 0, key);
-  }
-
-  async read(key: string): Promise<boolean> {
-    const r = await this.redis.hgetallBuffer(key);
-    return Object.keys(r).length > 0;
-  }
-
-  async update(key: string, field: number, value: Uint8Array): Promise<boolean> {
-    const args = field < 0 ? this.record(value) : [this.fields[field]!, Buffer.from(value)];
-    await this.redis.hset(key, ...args);
-    return true;
-  }
-
-  async scan(startKey: string, count: number): Promise<number> {
-    const keys = await this.redis.zrangebylex(INDEX_KEY, `[${startKey}`, '+', 'LIMIT', 0, count);
-    if (keys.length === 0) return 0;
-    const p = this.redis.pipeline();
-    for (const k of keys) p.hgetallBuffer(k);
-    await p.exec();
-    return keys.length;
-  }
-
-  async readModifyWrite(key: string, field: number, value: Uint8Array): Promise<boolean> {
-    const found = await this.read(key);
-    if (found) await this.update(key, field, value);
-    return found;
-  }
-}
-
-/** Load and run one workload against Redis with `threads` concurrent connections. */
-export async function runRedis(params: YcsbParams & { redis?: string }, onProgress?: PhaseProgress): Promise<YcsbResult> {
-  const spec = workloadSpec(params.workload, { ...params.overrides, recordCount: params.records, operationCount: params.ops });
-  const server = params.redis ? null : await startRedisServer();
-  const addr = params.redis ? parseHostPort(params.redis) : { host: server!.host, port: server!.port };
-  const conns: Redis[] = [];
-  try {
-    for (let i = 0; i < params.threads; i++) {
-      const r = new Redis({ host: addr.host, port: addr.port, lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 5000 });
-      conns.push(r);
-      await r.connect();
-    }
-    // Only a server we started is ours to wipe; on a given one, earlier keys may remain.
-    if (server) await conns[0]!.flushdb();
-    const clients = conns.map((c) => new RedisYcsbClient(c, spec));
-    const insertSequence = new AcknowledgedCounterGenerator(spec.recordCount);
-
-    let loaded = 0;
-    const loads = await Promise.all(
-      clients.map(async (c, t) => {
-        const w = new CoreWorkload(spec, { seed: params.seed + 7919 * (t + 1) });
-        const start = performance.timeOrigin + performance.now();
-        let n = 0;
-        for (let k = t; k < spec.recordCount; k += params.threads) {
-          await c.insert(w.buildKeyName(k), w.recordValue());
-          n++;
-          if (++loaded % 1000 === 0) onProgress?.('load', loaded, spec.recordCount);
-        }
-        return { ops: n, startMs: start, endMs: performance.timeOrigin + performance.now() };
-      }),
-    );
-    onProgress?.('load', spec.recordCount, spec.recordCount);
-
-    let ran = 0;
-    const runs: ThreadRunResult[] = await Promise.all(
-      clients.map(async (c, t) => {
-        const w = new CoreWorkload(spec, { seed: params.seed + 104729 * (t + 1), insertSequence });
-        const rec = new LatencyRecorder();
-        const ops = threadOps(spec.operationCount, params.threads, t);
-        let notFound = 0;
-        const start = performance.timeOrigin + performance.now();
-        for (let i = 0; i < ops; i++) {
-          const op = w.nextOperation();
-          const value = op.type === 'READ' || op.type === 'SCAN' ? null : op.type === 'INSERT' || op.field < 0 ? w.recordValue() : w.fieldValue();
-          const t0 = performance.now();
-          let ok = true;
-          switch (op.type) {
-            case 'READ':
-              ok = await c.read(op.key);
-              break;
-            case 'UPDATE':
-              ok = await c.update(op.key, op.field, value!);
-              break;
-            case 'INSERT':
-              await c.insert(op.key, value!);
-              break;
-            case 'SCAN':
-              ok = (await c.scan(op.key, op.scanLength)) > 0;
-              break;
-            case 'READMODIFYWRITE':
-              ok = await c.readModifyWrite(op.key, op.field, value!);
-              break;
-          }
-          rec.record(op.type, (performance.now() - t0) * 1e6);
-          if (!ok) notFound++;
-          if (op.type === 'INSERT') w.acknowledge(op.keynum);
-          if (++ran % 1000 === 0) onProgress?.('run', ran, spec.operationCount);
-        }
-        return { ops, startMs: start, endMs: performance.timeOrigin + performance.now(), latencies: rec.raw(), notFound };
-      }),
-    );
-    onProgress?.('run', spec.operationCount, spec.operationCount);
-    const info = await conns[0]!.info('memory');
-    const used = /used_memory:(\d+)/.exec(info);
-    return assembleResult('redis', { ...params, cacheRatio: null }, loads, runs, used ? { dataBytes: Number(used[1]) } : {});
-  } finally {
-    for (const c of conns) c.disconnect();
-    await server?.stop();
-  }
-}

@@ -20,8 +20,10 @@ import { logger } from '../log.js';
 import { LocalMemory } from '../mem/local.js';
 import { clusterSecret, coresOf, cacheOf, loadConfig, nodesByRole } from '../config/index.js';
 import { globalAddressOf, PACKAGE_ROOT, pidAlive, runProgram, startLocalCluster, type LocalCluster, type RunResult } from '../cluster/index.js';
-import { parseProgressLine, type ProgramParams } from './program.js';
+import { parseProgressLine, parseReportLine, type ProgramParams } from './program.js';
 import type { YcsbParams, YcsbResult } from './result.js';
+import type { IntervalReport } from './stats.js';
+import type { ThreadControl } from './store-client.js';
 import { prepareStore, storeCapacity, storeLoadThread } from './store-client.js';
 import { KvStore } from './store.js';
 import { workloadSpec, type WorkloadSpec } from './workload.js';
@@ -31,6 +33,27 @@ const log = logger.child({ component: 'ycsb-remote' });
 export interface RemoteParams extends YcsbParams {
   /** cluster.yaml of a running cluster to use; default: start a temporary local cluster. */
   config?: string;
+}
+
+/** What `legoos ycsb` adds to a remote run (see ProgramParams). */
+export interface RemoteExtras {
+  spec?: WorkloadSpec;
+  /** Pacing, bounds and report interval of the run phase's threads. */
+  control?: ThreadControl;
+  /** The same for the load phase. */
+  loadControl?: ThreadControl;
+  loadOnly?: boolean;
+  /** local: client threads in worker threads even when there is one (keeps this thread free). */
+  workers?: boolean;
+  detail?: 'hist' | 'samples';
+  onReport?: (phase: 'load' | 'run', r: IntervalReport) => void;
+  /** ExCache bytes of the temporary cluster, instead of cacheRatio x the store's data. */
+  cacheBytes?: number;
+}
+
+/** The spec a run uses: the given one, or the core workload with the overrides. */
+export function specOf(params: Pick<YcsbParams, 'workload' | 'records' | 'ops' | 'overrides'> & { spec?: WorkloadSpec }): WorkloadSpec {
+  return params.spec ?? workloadSpec(params.workload, { ...params.overrides, recordCount: params.records, operationCount: params.ops });
 }
 
 /** The program the processor runs, relative to the package root (compiled to dist/). */
@@ -62,9 +85,9 @@ export function cacheGeometry(targetBytes: number, lineSize = LINE_SIZE): CacheG
 const dataBytesMemo = new Map<string, number>();
 
 /** Store bytes after loading `records` records of this workload's shape (see the header). */
-export async function storeDataBytes(params: Pick<YcsbParams, 'workload' | 'records' | 'ops' | 'seed' | 'overrides'>): Promise<number> {
-  const spec = workloadSpec(params.workload, { ...params.overrides, recordCount: params.records, operationCount: params.ops });
-  const key = JSON.stringify([spec.recordCount, spec.fieldCount, spec.fieldLength, spec.insertProportion, spec.operationCount, params.seed]);
+export async function storeDataBytes(params: Pick<YcsbParams, 'workload' | 'records' | 'ops' | 'seed' | 'overrides'> & { spec?: WorkloadSpec }): Promise<number> {
+  const spec = specOf(params);
+  const key = JSON.stringify([spec, params.seed]);
   const memo = dataBytesMemo.get(key);
   if (memo !== undefined) return memo;
   const mem = new LocalMemory();
@@ -131,16 +154,16 @@ export class RemoteSession {
 
   constructor(readonly opts: RemoteSessionOptions = {}) {}
 
-  async run(params: YcsbParams, onProgress?: RemoteProgress): Promise<YcsbResult> {
+  async run(params: YcsbParams & RemoteExtras, onProgress?: RemoteProgress): Promise<YcsbResult> {
     if (this.closed) throw new LegoError('ECLOSED', 'remote session is closed');
     const ratio = params.cacheRatio ?? 1;
     if (!(ratio > 0)) throw new RangeError(`cacheRatio must be > 0, got ${params.cacheRatio}`);
     const loaded = await storeDataBytes(params);
     if (this.opts.config) return this.runOnConfig(this.opts.config, params, ratio, loaded, onProgress);
 
-    const cache = cacheGeometry(ratio * loaded);
+    const cache = cacheGeometry(params.cacheBytes ?? ratio * loaded);
     const cores = Math.max(2, params.threads);
-    const spec = workloadSpec(params.workload, { ...params.overrides, recordCount: params.records, operationCount: params.ops });
+    const spec = specOf(params);
     const mem = memoryBytes(spec);
     const key = JSON.stringify([cache, cores, mem]);
     if (this.active && this.active.key !== key) await this.stopActive();
@@ -188,7 +211,7 @@ export class RemoteSession {
     });
   }
 
-  private async runOnConfig(config: string, params: YcsbParams, ratio: number, loaded: number, onProgress?: RemoteProgress): Promise<YcsbResult> {
+  private async runOnConfig(config: string, params: YcsbParams & RemoteExtras, ratio: number, loaded: number, onProgress?: RemoteProgress): Promise<YcsbResult> {
     const file = path.resolve(config);
     const cfg = loadConfig(file);
     const procs = nodesByRole(cfg, 'processor');
@@ -224,7 +247,7 @@ export class RemoteSession {
 
   private async runProgram(
     run: (o: Parameters<LocalCluster['run']>[0]) => Promise<RunResult>,
-    params: YcsbParams,
+    params: YcsbParams & RemoteExtras,
     onProgress?: RemoteProgress,
   ): Promise<{ run: RunResult; result: YcsbResult }> {
     const arg: ProgramParams = {
@@ -236,8 +259,14 @@ export class RemoteSession {
       cacheRatio: params.cacheRatio ?? null,
       progress: onProgress !== undefined,
       ...(params.overrides ? { overrides: params.overrides } : {}),
+      ...(params.spec ? { spec: params.spec } : {}),
+      ...(params.control ? { control: params.control } : {}),
+      ...(params.loadControl ? { loadControl: params.loadControl } : {}),
+      ...(params.loadOnly ? { loadOnly: true } : {}),
+      ...(params.detail ? { detail: params.detail } : {}),
+      ...(params.onReport ? { reports: true } : {}),
     };
-    const progress = new ProgressLines(onProgress);
+    const progress = new ProgressLines(onProgress, params.onReport);
     const out: Buffer[] = [];
     const r = await run({
       vnode: 1,
@@ -281,7 +310,10 @@ class ProgressLines {
   private readonly done = new Map<string, number>();
   private readonly totals = new Map<string, number>();
 
-  constructor(private readonly onProgress?: RemoteProgress) {}
+  constructor(
+    private readonly onProgress?: RemoteProgress,
+    private readonly onReport?: (phase: 'load' | 'run', r: IntervalReport) => void,
+  ) {}
 
   push(b: Buffer): void {
     const lines = (this.partial + b.toString('utf8')).split('\n');
@@ -290,6 +322,11 @@ class ProgressLines {
   }
 
   private line(l: string): void {
+    const rep = parseReportLine(l);
+    if (rep) {
+      this.onReport?.(rep.phase, rep.report);
+      return;
+    }
     const p = parseProgressLine(l);
     if (!p) {
       // Keep the head and the tail of anything else: enough for an error message.
@@ -331,7 +368,7 @@ function finish(r: YcsbResult, params: YcsbParams, ratio: number, info: RemoteIn
 }
 
 /** One remote run on its own temporary cluster (or on `config`), stopped before returning. */
-export async function runRemote(params: RemoteParams, onProgress?: RemoteProgress): Promise<YcsbResult> {
+export async function runRemote(params: RemoteParams & RemoteExtras, onProgress?: RemoteProgress): Promise<YcsbResult> {
   const { config, ...rest } = params;
   const session = new RemoteSession(config !== undefined ? { config } : {});
   try {

@@ -2,7 +2,10 @@
 import type { OpStats } from './stats.js';
 import type { OpType } from './workload.js';
 
-export type Backend = 'local' | 'redis' | 'remote';
+/** remote: the B+tree store program on disaggregated memory (`-db legoos`); local: the same code
+ *  on local DRAM; redis / memcached: the Debian binaries on this host; <name>@legoos: the same
+ *  binaries as processes of a legoos vNode, their heaps paged by the ExCache. */
+export type Backend = 'local' | 'redis' | 'remote' | 'memcached' | 'redis@legoos' | 'memcached@legoos';
 
 export interface YcsbResult {
   backend: Backend;
@@ -31,6 +34,10 @@ export interface YcsbResult {
   dataBytes?: number;
   /** Remote backend: cluster, cache geometry and process it ran on. */
   remote?: import('./remote.js').RemoteInfo;
+  /** redis / memcached backends: the server process, its memory and (on legoos) its ExCache. */
+  server?: import('./servers.js').ServerInfo;
+  /** Per-thread totals of the load and the run (for YCSB's output); present when asked for. */
+  detail?: { load: import('./stats.js').PortableThread[]; run: import('./stats.js').PortableThread[] };
 }
 
 /** The parameters every backend takes. */

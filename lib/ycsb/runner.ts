@@ -1,26 +1,38 @@
-// Load then run one workload on one backend. Local and Redis run here; the remote backend runs
-// the same store-client code inside a legoos program (runRemote / RemoteSession -> examples/ycsb.ts).
+// Load then run one workload on one backend. local runs here; network stores (redis, memcached,
+// on this host or on legoos) in network.ts; the remote backend (`-db legoos`) runs the same
+// store-client code inside a legoos program (runRemote / RemoteSession -> examples/ycsb.ts).
 import { runLocal, type PhaseProgress } from './local.js';
-import { runRedis } from './redis.js';
-import { runRemote, type RemoteSession } from './remote.js';
+import { runNetwork, serverKindOf } from './network.js';
+import { parseHostPort } from './redis.js';
+import { runRemote, type RemoteExtras, type RemoteSession } from './remote.js';
 import type { Backend, YcsbParams, YcsbResult } from './result.js';
 
 export type { Backend, YcsbParams, YcsbResult } from './result.js';
 export type { PhaseProgress } from './local.js';
 
-export interface RunnerParams extends YcsbParams {
+export interface RunnerParams extends YcsbParams, RemoteExtras {
   backend: Backend;
-  /** Redis host:port; default: start a redis-server for the run. */
+  /** redis: host:port of a server to use; default: start a redis-server for the run. */
   redis?: string;
-  /** Remote: cluster.yaml; default: the embedded local cluster. */
+  /** memcached: host:port of a server to use; default: start a memcached for the run. */
+  memcached?: string;
+  /** Load into a given redis / memcached that already holds keys. */
+  reuse?: boolean;
+  /** Network stores: run only, on a given server loaded before. */
+  skipLoad?: boolean;
+  /** Remote and @legoos: cluster.yaml; default: a temporary local cluster. */
   config?: string;
+  /** @legoos: the server's paged heap, bytes. */
+  heapBytes?: number;
+  /** @legoos: keep temporary clusters between runs of the same cache (stopAllServers stops them). */
+  keepCluster?: boolean;
   onProgress?: PhaseProgress;
   /** Remote: run in this session (cluster reused across runs with the same cache); default a
    *  temporary cluster per run. */
   session?: RemoteSession;
 }
 
-export const BACKENDS: readonly Backend[] = ['remote', 'local', 'redis'];
+export const BACKENDS: readonly Backend[] = ['remote', 'local', 'redis', 'redis@legoos', 'memcached', 'memcached@legoos'];
 
 export function validateParams(p: YcsbParams): void {
   for (const k of ['records', 'ops', 'threads'] as const) {
@@ -33,14 +45,18 @@ export function validateParams(p: YcsbParams): void {
 export async function runYcsb(p: RunnerParams): Promise<YcsbResult> {
   validateParams(p);
   const { backend, onProgress, session, ...rest } = p;
+  const kind = serverKindOf(backend);
+  if (kind) {
+    const given = kind === 'redis' ? rest.redis : rest.memcached;
+    const onLegoos = backend.endsWith('@legoos');
+    return runNetwork({ ...rest, backend, ...(given !== undefined && !onLegoos ? { server: parseHostPort(given) } : {}), ...(onLegoos ? {} : { config: undefined }) }, onProgress);
+  }
   switch (backend) {
     case 'local':
       return runLocal(rest, onProgress);
-    case 'redis':
-      return runRedis(rest, onProgress);
     case 'remote':
       if (session) {
-        const { config: _c, redis: _r, ...params } = rest;
+        const { config: _c, redis: _r, memcached: _m, ...params } = rest;
         return session.run(params, onProgress);
       }
       return runRemote(rest, onProgress);
