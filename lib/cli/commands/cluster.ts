@@ -226,7 +226,7 @@ export function register(program: Command): void {
 
   program
     .command('kill')
-    .description('end a process (SIGKILL of everything in its sandbox); with --user, only if it is that user\'s')
+    .description('end a process (SIGKILL of everything in its sandbox); with --user, only if it is that user\'s. Without --user any process: whoever holds the cluster secret is an administrator (per-user credentials are not there yet)')
     .option('--config <file>', 'cluster.yaml', undefined)
     .option('--vnode <id>', 'vNode of --user', int('--vnode'))
     .option('--user <name|uid>', 'act as this user of the vNode (needs --vnode)')
