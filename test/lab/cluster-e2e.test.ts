@@ -6,9 +6,8 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exec } from '../../lib/lab/index.js';
-import { startLabMonitors, type LabMonitor } from '../../lib/lab/monitors.js';
 import { projectRoot } from '../../lib/lab/paths.js';
-import { ensureLab, labSkipReason, releaseLab, verbsMissing, type LabHandle } from './fixtures/lab-env.js';
+import { labCluster, labSkipReason, verbsMissing } from './fixtures/lab-env.js';
 
 const CONFIG = join(projectRoot(), 'test', 'lab', 'fixtures', 'lab-cluster.yaml');
 
@@ -16,15 +15,7 @@ const skip = labSkipReason() ?? verbsMissing();
 if (skip) {
   t.plan(0, skip);
 } else {
-  let lab: LabHandle | undefined;
-  let monitors: LabMonitor[] = [];
-  t.teardown(() => releaseLab(lab));
-  t.before(async () => {
-    lab = await ensureLab(4, { exact: true });
-    const t0 = Date.now();
-    monitors = await startLabMonitors(CONFIG, { onProgress: (m) => process.stderr.write(`# lab: ${m}\n`) });
-    process.stderr.write(`# lab: 4 monitors up in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
-  });
+  const cluster = labCluster(t, CONFIG);
 
   const cli = join(projectRoot(), 'bin', 'legoos.js');
   const inVm = (vm: string, args: string[], timeoutMs: number) =>
@@ -38,8 +29,8 @@ if (skip) {
   };
 
   t.test('every monitor runs in its own VM', async (t) => {
-    t.same(monitors.map((m) => `${m.vm}:${m.role}`), ['vm0:global', 'vm1:memory', 'vm2:storage', 'vm3:processor']);
-    for (const m of monitors) t.match(readFileSync(m.log, 'utf8'), new RegExp(`${m.role} monitor ${m.nid} serving on ${m.host.replace(/\./g, '\\.')}:`));
+    t.same(cluster.monitors().map((m) => `${m.vm}:${m.role}`), ['vm0:global', 'vm1:memory', 'vm2:storage', 'vm3:processor']);
+    for (const m of cluster.monitors()) t.match(readFileSync(m.log, 'utf8'), new RegExp(`${m.role} monitor ${m.nid} serving on ${m.host.replace(/\./g, '\\.')}:`));
   });
 
   t.test('a program runs on the VM cluster: sort over 4x the ExCache via RDMA', async (t) => {

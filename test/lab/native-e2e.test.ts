@@ -8,9 +8,8 @@ import t from 'tap';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exec } from '../../lib/lab/index.js';
-import { startLabMonitors, type LabMonitor } from '../../lib/lab/monitors.js';
 import { projectRoot } from '../../lib/lab/paths.js';
-import { ensureLab, labSkipReason, releaseLab, verbsMissing, type LabHandle } from './fixtures/lab-env.js';
+import { labCluster, labSkipReason, verbsMissing } from './fixtures/lab-env.js';
 
 const CONFIG = join(projectRoot(), 'test', 'lab', 'fixtures', 'lab-native.yaml');
 const CACHE_LINES = (2 << 20) / 4096;
@@ -37,15 +36,7 @@ const skip = labSkipReason() ?? verbsMissing();
 if (skip) {
   t.plan(0, skip);
 } else {
-  let lab: LabHandle | undefined;
-  let monitors: LabMonitor[] = [];
-  t.teardown(() => releaseLab(lab));
-  t.before(async () => {
-    lab = await ensureLab(4, { exact: true });
-    const t0 = Date.now();
-    monitors = await startLabMonitors(CONFIG, { onProgress: (m) => process.stderr.write(`# lab: ${m}\n`) });
-    process.stderr.write(`# lab: 4 monitors up in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
-  });
+  const cluster = labCluster(t, CONFIG);
 
   const sh = (vm: string, script: string, timeoutMs: number) => exec(vm, ['sh', '-c', script], { cwd: projectRoot(), timeoutMs });
 
@@ -57,8 +48,8 @@ if (skip) {
   };
 
   t.test('the processor VM has what native processes need', async (t) => {
-    t.same(monitors.map((m) => `${m.vm}:${m.role}`), ['vm0:global', 'vm1:memory', 'vm2:storage', 'vm3:processor']);
-    const vm3 = lab!.state.vms[3]!;
+    t.same(cluster.monitors().map((m) => `${m.vm}:${m.role}`), ['vm0:global', 'vm1:memory', 'vm2:storage', 'vm3:processor']);
+    const vm3 = cluster.lab().state.vms[3]!;
     t.match(readFileSync(join(vm3.share, 'ready'), 'utf8'), /^cgroups=v1$/m, 'the guest mounted cgroup v1 memory, pids and cpu');
     // A real root (switch_root, not chroot): an unprivileged user namespace can be created, as
     // bubblewrap does for every native process; and the processor monitor's own check passes.
@@ -75,7 +66,7 @@ if (skip) {
   });
 
   t.test("Debian's sort as a native process: over the ExCache pager and RDMA to the memory VM", async (t) => {
-    const vm3 = lab!.state.vms[3]!;
+    const vm3 = cluster.lab().state.vms[3]!;
     const input = sortInput(INPUT_BYTES);
     writeFileSync(join(vm3.share, 'sort-in.txt'), input);
     // The reference: the same binary, run directly in the guest, in the sandbox's locale.

@@ -15,7 +15,8 @@ import type { Logger } from '../../log.js';
 import { FramedChannel } from '../../process/channel.js';
 import { NativeProcess, type NativeProcessSpec } from './native-process.js';
 import { PagerHost, type PagerHandlers } from './pager-host.js';
-import { checkSandboxTools, DEFAULT_LIMITS, pidAlive, sweepStaleCgroups, type SandboxLimits } from './sandbox.js';
+import { checkSandboxTools, sweepStaleCgroups, type SandboxLimits } from './sandbox.js';
+import { pidAlive } from '../../cluster/local.js';
 
 /** Where a process's region is mapped in it (the same for every process: each has its own mm). */
 export const REGION_BASE = 0x2000_0000_0000;

@@ -10,6 +10,7 @@ import { accessSync, chownSync, constants, existsSync, mkdirSync, readdirSync, r
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { SyscallError } from '../../errors.js';
+import { pidAlive } from '../../cluster/local.js';
 
 export interface SandboxLimits {
   /** Memory cgroup limit in bytes (the process's resident memory outside its paged heap and its page cache). */
@@ -196,16 +197,6 @@ function writable(dir: string): boolean {
     return statSync(dir).isDirectory();
   } catch {
     return false;
-  }
-}
-
-/** Whether a process with this pid exists (EPERM: it does, as someone else's). */
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
