@@ -42,6 +42,16 @@ async function ping(host: string, port: number): Promise<boolean> {
   });
 }
 
+/** SIGTERM `child` by its pid, SIGKILL if it has not exited 5 s later; resolves once it is gone (bounded). */
+export async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  process.kill(child.pid, 'SIGTERM');
+  if (!(await exited(child, 5000))) {
+    process.kill(child.pid, 'SIGKILL');
+    await exited(child, 5000);
+  }
+}
+
 function exited(child: ChildProcess, ms: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
   return new Promise((resolve) => {
@@ -93,13 +103,7 @@ export async function startRedisServer(opts: { binary?: string; readyTimeoutMs?:
     port,
     pid,
     async stop(): Promise<void> {
-      if (child.exitCode === null && child.signalCode === null) {
-        process.kill(pid, 'SIGTERM');
-        if (!(await exited(child, 5000))) {
-          process.kill(pid, 'SIGKILL');
-          await exited(child, 5000);
-        }
-      }
+      await stopChild(child);
       cleanupDir();
     },
   };

@@ -13,6 +13,7 @@ import { clientNid, globalAddressOf, killProcess, runProgram, startLocalCluster,
 import type { PagerStats } from '../excache/pager.js';
 import { Opcode, RpcClient } from '../net/index.js';
 import { MemcachedYcsbClient, RedisYcsbClient, type AsyncDb } from './kv-clients.js';
+import { stopChild } from './redis.js';
 import { freePort, startRedisServer } from './redis.js';
 
 export { freePort };
@@ -164,17 +165,6 @@ function redisArgs(port: number): string[] {
   return ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'warning'];
 }
 
-function exited(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const t = setTimeout(() => resolve(false), ms);
-    child.once('exit', () => {
-      clearTimeout(t);
-      resolve(true);
-    });
-  });
-}
-
 async function startHostMemcached(spec: WorkloadSpec, records: number): Promise<{ port: number; pid: number; stop(): Promise<void> }> {
   if (!existsSync(MEMCACHED)) throw new ConfigError(`${MEMCACHED} is not installed: apt-get install memcached (or pass -p memcached.hosts=host:port)`);
   const port = await freePort();
@@ -194,15 +184,7 @@ async function startHostMemcached(spec: WorkloadSpec, records: number): Promise<
   return {
     port,
     pid,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        process.kill(pid, 'SIGTERM');
-        if (!(await exited(child, 5000))) {
-          process.kill(pid, 'SIGKILL');
-          await exited(child, 5000);
-        }
-      }
-    },
+    stop: () => stopChild(child),
   };
 }
 
