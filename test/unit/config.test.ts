@@ -39,7 +39,7 @@ t.test('the example cluster.yaml validates and describes a small local cluster',
   t.ok(cfg.nodes.every((n) => n.host === '127.0.0.1' && n.fabric.provider === 'tcp'));
   t.equal(cfg.defaults.vregionSize, 1 << 30);
   t.equal(cfg.defaults.chunkSize, 2 << 20);
-  t.equal(memorySize(cfg, nodeById(cfg, 1)), 256 << 20);
+  t.equal(memorySize(cfg, nodeById(cfg, 1)), 1 << 30);
   t.equal(cacheOf(cfg, nodeById(cfg, 4)).size, 32 << 20);
   t.equal(cacheOf(cfg, nodeById(cfg, 4)).lineSize, 4096);
   t.equal(cacheOf(cfg, nodeById(cfg, 4)).policy, 'fifo');
