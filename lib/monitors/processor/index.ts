@@ -375,7 +375,7 @@ export class ProcessorMonitor {
     }
     const limits = limitsOf(req.limits, this.opts.cores);
     const why = nativeUnavailable();
-    if (why) throw new SyscallError('ENOSYS', `processor ${this.opts.nid} cannot run native processes: ${why}`);
+    if (why) throw new SyscallError('ENOSYS', `processor ${this.opts.nid} cannot run processes (each is a sandboxed OS process on the pager, native or JS): ${why}`);
     try {
       await stat(program);
     } catch {
