@@ -192,24 +192,16 @@ async function feedStdin(src: AsyncIterable<Uint8Array | string> | undefined, se
 
 export function formatStats(r: RunResult): string {
   const s = r.stats;
-  if (s.pager !== undefined || s.cache === undefined || (s.cache.hits === 0 && s.cache.misses === 0 && s.oomKilled !== undefined)) {
-    const pg = s.pager;
-    return [
-      `pid ${r.pid} on processor ${r.processorNid} (home memory ${r.homeNid}), vnode ${r.vnode}, uid ${r.uid}: exit ${r.exitCode}${s.signal ? ` (${s.signal})` : ''}${s.oomKilled ? ' (memory limit)' : ''} in ${s.wallMs} ms`,
-      pg
-        ? `  excache (pager): misses ${pg.misses}  p-local fills ${pg.pLocalFills}  evictions ${pg.evictions}  write-backs ${pg.writeBacks}  write-protect faults ${pg.wpFaults}  translation misses ${pg.translationMisses}  fill p50 <${pg.fillUsP50} us  p99 <${pg.fillUsP99} us`
-        : '  excache (pager): no paged heap (the process did not set one up)',
-    ].join('\n');
-  }
-  const c = s.cache;
-  const total = c.hits + c.misses;
+  const pg = s.pager;
   const rpc = Object.entries(s.rpc)
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([k, v]) => `${k}=${v}`)
     .join(' ');
   return [
-    `pid ${r.pid} on processor ${r.processorNid} (home memory ${r.homeNid}), vnode ${r.vnode}, uid ${r.uid}: exit ${r.exitCode} in ${s.wallMs} ms`,
-    `  excache: hits ${c.hits}  misses ${c.misses}  hit ratio ${total ? ((100 * c.hits) / total).toFixed(2) : '0.00'}%  evictions ${c.evictions}  write-backs ${c.writeBacks}  p-local fills ${c.pLocalFills}  translation misses ${c.translationMisses}`,
+    `pid ${r.pid} on processor ${r.processorNid} (home memory ${r.homeNid}), vnode ${r.vnode}, uid ${r.uid}: exit ${r.exitCode}${s.signal ? ` (${s.signal})` : ''}${s.oomKilled ? ' (memory limit)' : ''} in ${s.wallMs} ms`,
+    pg
+      ? `  excache (pager): misses ${pg.misses}  p-local fills ${pg.pLocalFills}  evictions ${pg.evictions}  write-backs ${pg.writeBacks}  write-protect faults ${pg.wpFaults}  translation misses ${pg.translationMisses}  fill p50 <${pg.fillUsP50} us  p99 <${pg.fillUsP99} us`
+      : '  excache (pager): no paged heap (the process did not set one up)',
     `  threads ${s.threads}  syscalls ${s.syscalls}  rpc: ${rpc || 'none'}`,
   ].join('\n');
 }

@@ -36,8 +36,7 @@ export interface PagerTask {
 /** Main → worker. */
 export type PagerControl =
   | { kind: 'add'; process: PagedProcess }
-  | { kind: 'forget'; slot: number }
-  | { kind: 'invalidate'; slot: number };
+  | { kind: 'forget'; slot: number };
 
 /** Worker → main. */
 export interface PagerReport {
@@ -99,8 +98,7 @@ export default function serve(task: PagerTask): { worker: number; faults: number
       for (let m = receiveMessageOnPort(task.port); m !== undefined; m = receiveMessageOnPort(task.port)) {
         const c = m.message as PagerControl;
         if (c.kind === 'add') ctl!.addProcess(c.process);
-        else if (c.kind === 'forget') ctl!.forgetProcess(c.slot);
-        else ctl!.dropTranslations(c.slot);
+        else ctl!.forgetProcess(c.slot);
       }
       seen = seq;
       Atomics.store(control, CTL_ACK + task.worker, seq);

@@ -7,7 +7,7 @@ import { clusterSecret, loadConfig, removeNodeState, writeNodeState, type Config
 import type { MonitorHandle, MonitorOptions } from '../../monitors/common/types.js';
 import type { Address } from '../../net/index.js';
 import { down, globalAddressOf, status, up } from '../../cluster/local.js';
-import { formatStats, isJsProgram, killProcess, listProcesses, runProgram } from '../../cluster/run.js';
+import { formatStats, isJsProgram, killProcess, listProcesses, runProgram, type ClusterClientOptions } from '../../cluster/run.js';
 
 const DEFAULT_CONFIG = 'cluster.yaml';
 
@@ -27,6 +27,12 @@ function address(v: string): Address {
 
 function configPath(opt: string | undefined): string {
   return path.resolve(opt ?? process.env.LEGOOS_CONFIG ?? DEFAULT_CONFIG);
+}
+
+/** How a client reaches the cluster of a config file: its global monitor and the secret. */
+function clientOptions(config: string | undefined): ClusterClientOptions {
+  const abs = configPath(config);
+  return { global: globalAddressOf(abs), secret: clusterSecret(loadConfig(abs)) };
 }
 
 type StartFn = (cfg: Config, nid: number, opts: MonitorOptions) => Promise<MonitorHandle>;
@@ -170,11 +176,9 @@ export function register(program: Command): void {
     .argument('[args...]', 'arguments for the program')
     .passThroughOptions()
     .action(async (prog: string, args: string[], o: { vnode: number; user?: string; config?: string; quiet?: boolean; heap?: string; memory?: string; pids?: number; cpus?: number }) => {
-      const abs = configPath(o.config);
-      const cfg = loadConfig(abs);
       const native = !isJsProgram(prog);
       const limits = { ...(o.memory ? { memory: o.memory } : {}), ...(o.pids ? { pids: o.pids } : {}), ...(o.cpus ? { cpus: o.cpus } : {}) };
-      const client = { global: globalAddressOf(abs), secret: clusterSecret(cfg) };
+      const client = clientOptions(o.config);
       // Ctrl-C (or SIGTERM) ends the process too, as it would a local one.
       let pid: number | undefined;
       const interrupt = (sig: NodeJS.Signals) => {
@@ -213,9 +217,7 @@ export function register(program: Command): void {
     .option('--user <name|uid>', 'only this user of the vNode (needs --vnode)')
     .option('--json', 'machine-readable output')
     .action(async (o: { config?: string; vnode?: number; user?: string; json?: boolean }) => {
-      const abs = configPath(o.config);
-      const cfg = loadConfig(abs);
-      const list = await listProcesses({ global: globalAddressOf(abs), secret: clusterSecret(cfg) }, { vnode: o.vnode, user: o.user });
+      const list = await listProcesses(clientOptions(o.config), { vnode: o.vnode, user: o.user });
       if (o.json) {
         process.stdout.write(JSON.stringify(list, null, 2) + '\n');
         return;
@@ -232,9 +234,7 @@ export function register(program: Command): void {
     .option('--user <name|uid>', 'act as this user of the vNode (needs --vnode)')
     .argument('<pid>', 'process id (from legoos ps)', int('<pid>'))
     .action(async (pid: number, o: { config?: string; vnode?: number; user?: string }) => {
-      const abs = configPath(o.config);
-      const cfg = loadConfig(abs);
-      const r = await killProcess({ global: globalAddressOf(abs), secret: clusterSecret(cfg) }, pid, { vnode: o.vnode, user: o.user });
+      const r = await killProcess(clientOptions(o.config), pid, { vnode: o.vnode, user: o.user });
       process.stdout.write(`killed process ${pid} on processor ${r.processorNid}\n`);
     });
 

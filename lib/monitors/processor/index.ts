@@ -408,21 +408,17 @@ export class ProcessorMonitor {
       await this.pool.call(this.opts.global, Opcode.P2G_PROCESS_EXIT, { vnode: p.vnode, pid: p.pid }).catch(() => undefined);
       throw err;
     }
-    this.log.info({ pid: p.pid, vnode: p.vnode, uid, program, regionSize }, 'native process start');
+    this.log.info({ pid: p.pid, kind, vnode: p.vnode, uid, program, regionSize }, 'process start');
     const files = new FileTable(new RemoteStorage(this.pool, p.storage, { vnode: p.vnode, uid }, rpc), stdio);
-    let syscalls = 0;
-    let threads = 1;
-    const js = kind === 'js' ? await this.jsSpec(p, program, argv, vbase, regionSize, space, files, (op) => (syscalls++, op === 'spawned' && threads++), limits.pids) : undefined;
+    const counts = { syscalls: 0, threads: 1 };
+    const js = kind === 'js' ? await this.jsSpec(p, program, argv, vbase, regionSize, space, files, counts, limits.pids) : undefined;
     void this.native
       .run({ pid: p.pid, asid: p.asid, vnode: p.vnode, uid, program, argv, regionSize, limits, vbase, stdio, ...(js ? { js } : {}) })
-      .then(
-        (r) => r,
-        (err: unknown) => {
-          this.log.error({ err, pid: p.pid }, 'native process failed');
-          stdio(2, Buffer.from(`legoos: ${(err as Error)?.message ?? String(err)}\n`));
-          return { code: 127, oomKilled: false, pager: undefined, signal: undefined };
-        },
-      )
+      .catch((err: unknown) => {
+        this.log.error({ err, pid: p.pid }, 'process failed');
+        stdio(2, Buffer.from(`legoos: ${(err as Error)?.message ?? String(err)}\n`));
+        return { code: 127, oomKilled: false, pager: undefined, signal: undefined };
+      })
       .then(async (r) => {
         await space.exit().catch((err) => this.log.warn({ err, pid: p.pid }, 'P2M_EXIT failed'));
         job.exit = {
@@ -434,13 +430,13 @@ export class ProcessorMonitor {
             ...(r.signal ? { signal: r.signal } : {}),
             oomKilled: r.oomKilled,
             rpc: { ...rpc },
-            syscalls,
-            threads,
+            syscalls: counts.syscalls,
+            threads: counts.threads,
             wallMs: Date.now() - job.startedAt,
           },
         };
         this.spaces.delete(p.asid);
-        this.log.info({ pid: p.pid, code: r.code, signal: r.signal }, 'native process exit');
+        this.log.info({ pid: p.pid, code: r.code, signal: r.signal }, 'process exit');
         wake(job);
         await this.pool.call(this.opts.global, Opcode.P2G_PROCESS_EXIT, { vnode: p.vnode, pid: p.pid }).catch((err) => this.log.warn({ err }, 'P2G_PROCESS_EXIT failed'));
         setTimeout(() => this.jobs.delete(p.pid), this.opts.retainMs ?? 60_000).unref();
@@ -449,7 +445,7 @@ export class ProcessorMonitor {
   }
 
   /** How a JS process's runtime is run and served (see onRunProcess). */
-  private async jsSpec(p: Placement, program: string, argv: string[], vbase: number, regionSize: number, space: RemoteAddressSpace, files: FileTable, count: (op: string) => void, maxTasks: number): Promise<JsRunSpec> {
+  private async jsSpec(p: Placement, program: string, argv: string[], vbase: number, regionSize: number, space: RemoteAddressSpace, files: FileTable, counts: { syscalls: number; threads: number }, maxTasks: number): Promise<JsRunSpec> {
     // Workers cache modules by URL: a rebuilt program must not run its stale copy.
     const moduleUrl = `${pathToFileURL(program).href}?mtime=${(await stat(program)).mtimeMs}`;
     const pkg = PACKAGE_ROOT;
@@ -465,7 +461,7 @@ export class ProcessorMonitor {
       argv,
       roBinds,
       serve: async (op, args, region) => {
-        count(op === 'threads' && args[0] === 1 ? 'spawned' : op);
+        counts.syscalls++;
         switch (op) {
           case 'mmap': {
             const length = args[0];
@@ -495,6 +491,7 @@ export class ProcessorMonitor {
             const next = Math.max(0, Math.min(maxThreads, liveThreads + (args[0] === -1 ? -1 : 1)));
             const delta = next - liveThreads;
             liveThreads = next;
+            if (delta > 0) counts.threads++;
             if (delta !== 0) void this.pool.call(this.opts.global, Opcode.P2G_THREADS, { vnode: p.vnode, pid: p.pid, delta }).catch((err) => this.log.debug({ err }, 'P2G_THREADS failed'));
             return undefined;
           }

@@ -21,7 +21,8 @@ export interface SandboxLimits {
   cpus: number;
 }
 
-export const DEFAULT_LIMITS: SandboxLimits = { memoryBytes: 1 << 30, pids: 256, cpus: 1 };
+/** Defaults of a run's limits; CPUs default to every core of the processor (see limitsOf). */
+export const DEFAULT_LIMITS: Omit<SandboxLimits, 'cpus'> = { memoryBytes: 1 << 30, pids: 256 };
 
 /** Host uid of vNode `vnode`'s user `uid`: unprivileged, distinct per (vNode, user). */
 export function hostUidOf(vnode: number, uid: number, base = 1_000_000): number {
